@@ -1,4 +1,7 @@
 /* util.c: allocation wrappers, the growable buffer and clocks. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
 #include "util.h"
 
 #include <stdarg.h>
