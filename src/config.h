@@ -34,7 +34,7 @@ typedef struct source_config {
     char *name;       /* from [source NAME] */
     source_type type; /* type = docker | cri | file | journald (required) */
     /* path = ...: docker: containers directory (default /var/lib/docker/containers);
-     * cri: glob(s) (default /var/log/containers/*.log); file: glob(s), required;
+     * cri: glob(s) (default: the .log files in /var/log/containers); file: glob(s), required;
      * journald: journal directory (default: the local journal).
      * Several globs are separated by whitespace or given on repeated path lines. */
     char **paths;

@@ -29,9 +29,10 @@ typedef struct ring_budget {
     uint64_t used;
 } ring_budget;
 
-/* Called for each record the policy drops, before ring_push returns (for a
- * dropped newest record, `r` is a temporary describing it). */
-typedef void (*ring_drop_fn)(const record *r, void *userdata);
+/* Called for each record the policy drops, before ring_push returns. `newest`
+ * is true for the incoming record that was never stored (then `r` is a
+ * temporary describing it), false for a stored record evicted to make room. */
+typedef void (*ring_drop_fn)(const record *r, bool newest, void *userdata);
 
 typedef struct ring ring;
 

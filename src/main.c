@@ -1,0 +1,107 @@
+/* main.c: command line: run the agent, --once, --dry-run, --check-config. */
+#include <getopt.h>
+#include <sysexits.h>
+
+#include "agent.h"
+#include "config.h"
+#include "log.h"
+
+#define DEFAULT_CONFIG "/etc/cwlogd/cwlogd.conf"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: cwlogd [OPTIONS]\n"
+            "Forward container and host logs to Amazon CloudWatch Logs.\n\n"
+            "  -c, --config FILE   configuration file (default " DEFAULT_CONFIG ");\n"
+            "                      drop-ins are read from conf.d/ beside it\n"
+            "      --check-config  validate the configuration and exit (0, or 78 on errors)\n"
+            "      --once          read every source to its current end, deliver,\n"
+            "                      checkpoint and exit\n"
+            "      --dry-run       print records as JSON lines on stdout instead of\n"
+            "                      uploading (with checkpoints of its own)\n"
+            "      --version       print the version and exit\n"
+            "  -h, --help          show this help\n");
+}
+
+static int check_config(const char *path)
+{
+    config *c = NULL;
+    config_errors errs = {0};
+    int r = config_load(path, &c, &errs);
+    for (size_t i = 0; i < errs.n; i++)
+        fprintf(stderr, "%s\n", errs.msgs[i]);
+    config_errors_free(&errs);
+    if (r < 0) {
+        fprintf(stderr, "cwlogd: %s: configuration is not valid\n", path);
+        return EX_CONFIG;
+    }
+    printf("%s: configuration is valid (%zu source%s)\n", path, c->n_sources,
+           c->n_sources == 1 ? "" : "s");
+    config_free(c);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    enum { OPT_CHECK = 256, OPT_ONCE, OPT_DRY_RUN, OPT_VERSION };
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"check-config", no_argument, NULL, OPT_CHECK},
+        {"once", no_argument, NULL, OPT_ONCE},
+        {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+        {"version", no_argument, NULL, OPT_VERSION},
+        {"help", no_argument, NULL, 'h'},
+        {0},
+    };
+    agent_options ao = {.config_path = DEFAULT_CONFIG};
+    bool check = false;
+    int c;
+    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            ao.config_path = optarg;
+            break;
+        case OPT_CHECK:
+            check = true;
+            break;
+        case OPT_ONCE:
+            ao.once = true;
+            break;
+        case OPT_DRY_RUN:
+            ao.dry_run = true;
+            break;
+        case OPT_VERSION:
+            printf("cwlogd %s\n", CWLOGD_VERSION);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return EX_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "cwlogd: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return EX_USAGE;
+    }
+    if (check)
+        return check_config(ao.config_path);
+    if (!ao.dry_run) {
+        log_error("uploading to CloudWatch Logs is not available in this build yet; "
+                  "use --dry-run to see what would be sent");
+        return EX_UNAVAILABLE;
+    }
+    ao.out = stdout;
+    agent *a = NULL;
+    int r = agent_new(&ao, &a);
+    if (r == -EINVAL)
+        return EX_CONFIG;
+    if (r < 0)
+        return 1;
+    r = agent_run(a);
+    agent_free(a);
+    return r == 0 ? 0 : 1;
+}

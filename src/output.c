@@ -1,0 +1,106 @@
+/* output.c: the dry-run output: records printed as JSON lines, acknowledged
+ * as soon as they are written. The escaped message bytes are copied as they
+ * are, as they will be into a PutLogEvents body. */
+#include "output.h"
+
+#include "agent.h"
+#include "jsonstr.h"
+#include "source.h"
+
+#define OUT_BUF (256 * 1024)
+
+struct output {
+    agent *a;
+    FILE *f;
+    buf b;
+    int error;
+};
+
+output *output_dryrun_new(agent *a, FILE *f)
+{
+    output *o = xcalloc(1, sizeof *o);
+    o->a = a;
+    o->f = f;
+    buf_reserve(&o->b, OUT_BUF);
+    return o;
+}
+
+void output_free(output *o)
+{
+    if (!o)
+        return;
+    output_flush(o);
+    buf_free(&o->b);
+    free(o);
+}
+
+int output_flush(output *o)
+{
+    if (o->b.len && !o->error) {
+        if (fwrite(o->b.data, 1, o->b.len, o->f) != o->b.len || fflush(o->f) != 0) {
+            o->error = errno ? errno : EIO;
+            log_error_errno(o->error, "dry-run output: write failed: %m");
+        }
+    }
+    o->b.len = 0;
+    return -o->error;
+}
+
+static const char *prefix_of(tailfile *f)
+{
+    if (!f->out_prefix) {
+        buf p = {0};
+        size_t u;
+        buf_append(&p, "{\"group\":\"", 10);
+        jsonstr_escape(&p, f->group, strlen(f->group), &u);
+        buf_append(&p, "\",\"stream\":\"", 12);
+        jsonstr_escape(&p, f->stream, strlen(f->stream), &u);
+        buf_append(&p, "\",\"timestamp\":", 14);
+        buf_appendc(&p, 0);
+        f->out_prefix = p.data;
+    }
+    return f->out_prefix;
+}
+
+static void append_i64(buf *b, int64_t v)
+{
+    char tmp[24];
+    size_t n = 0;
+    bool neg = v < 0;
+    uint64_t u = neg ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (neg)
+        tmp[n++] = '-';
+    buf_reserve(b, n);
+    while (n)
+        b->data[b->len++] = tmp[--n];
+}
+
+void output_kick(output *o, source *s)
+{
+    const record *r;
+    while ((r = ring_peek(s->ring))) {
+        tailfile *f = r->owner;
+        const char *prefix = prefix_of(f);
+        buf_append(&o->b, prefix, strlen(prefix));
+        append_i64(&o->b, r->timestamp_ms);
+        buf_append(&o->b, ",\"message\":\"", 12);
+        buf_append(&o->b, r->msg, r->esc_len);
+        buf_append(&o->b, "\"}\n", 3);
+        uint64_t end = r->end_offset;
+        ring_pop(s->ring);
+        s->st.delivered++;
+        tail_record_done(f, end, true);
+        if (o->b.len >= OUT_BUF)
+            output_flush(o);
+    }
+    source_resume(s);
+}
+
+bool output_idle(const output *o)
+{
+    return true; /* printing is synchronous */
+}

@@ -1,0 +1,838 @@
+/* source.c: a configured source: finding its files (docker containers
+ * directory, CRI and plain globs), where each file starts (checkpoint, start_at,
+ * rotated while stopped), container metadata and destination names, and
+ * reading ready files fairly. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <libgen.h>
+#include <sys/inotify.h>
+
+#include "agent.h"
+#include "source.h"
+#include "template.h"
+
+#define ROTATE_GRACE_MS 5000
+#define PUMP_FILE_BUDGET (1024 * 1024)
+#define PUMP_TOTAL_BUDGET (8 * 1024 * 1024)
+
+static void on_drop(const record *r, bool newest, void *userdata);
+
+static ring_policy policy_of(const source_config *c)
+{
+    if (c->mode == MODE_BLOCKING)
+        return RING_BLOCKING;
+    return c->drop == DROP_NEWEST ? RING_DROP_NEWEST : RING_DROP_OLDEST;
+}
+
+source *source_new(agent *a, source_config *cfg)
+{
+    source *s = xcalloc(1, sizeof *s);
+    s->a = a;
+    s->cfg = cfg;
+    s->name = xstrdup(cfg->name);
+    s->ring = ring_new(cfg->max_buffer_size, policy_of(cfg), &a->budget, on_drop, s);
+    s->corrupt_rl = (log_ratelimit)LOG_RATELIMIT_INIT;
+    s->drop_rl = (log_ratelimit)LOG_RATELIMIT_INIT;
+    return s;
+}
+
+void container_unref(container *c)
+{
+    if (!c || --c->refs > 0)
+        return;
+    free(c->id);
+    free(c->name);
+    if (c->labels)
+        json_decref(c->labels);
+    free(c);
+}
+
+static void id_key(char *key, size_t n, uint64_t dev, uint64_t ino)
+{
+    snprintf(key, n, "%llu:%llu", (unsigned long long)dev, (unsigned long long)ino);
+}
+
+static void unlink_file(source *s, tailfile *f)
+{
+    if (f->prev)
+        f->prev->next = f->next;
+    else
+        s->files = f->next;
+    if (f->next)
+        f->next->prev = f->prev;
+    if (smap_get(&s->by_path, f->path) == f)
+        smap_remove(&s->by_path, f->path);
+    char key[64];
+    id_key(key, sizeof key, f->dev, f->ino);
+    if (smap_get(&s->by_id, key) == f)
+        smap_remove(&s->by_id, key);
+    /* Unlink from the ready list. */
+    tailfile **pp = &s->ready_head;
+    s->ready_tail = NULL;
+    while (*pp) {
+        if (*pp == f)
+            *pp = f->ready_next;
+        else {
+            s->ready_tail = *pp;
+            pp = &(*pp)->ready_next;
+        }
+    }
+    for (tailfile *g = s->files; g; g = g->next)
+        if (g->wait_for == f)
+            g->wait_for = NULL;
+    agent_forget_dirty(s->a, f);
+    container_unref(f->ctr);
+}
+
+void source_free(source *s)
+{
+    if (!s)
+        return;
+    while (s->files) {
+        tailfile *f = s->files;
+        unlink_file(s, f);
+        tail_free(f);
+    }
+    smap_clear(&s->by_path);
+    smap_clear(&s->by_id);
+    /* containers map entries are owned by files' refs, except the cache ref */
+    for (size_t i = 0; i < s->n_cache; i++)
+        container_unref(s->cache[i]);
+    free(s->cache);
+    ring_free(s->ring);
+    free(s->name);
+    free(s);
+}
+
+static void on_drop(const record *r, bool newest, void *userdata)
+{
+    source *s = userdata;
+    tailfile *f = r->owner;
+    s->st.dropped_events++;
+    s->st.dropped_bytes += r->utf8_len;
+    if (s->st.drop_pending_events == 0 || r->timestamp_ms < s->st.drop_first_ms)
+        s->st.drop_first_ms = r->timestamp_ms;
+    if (r->timestamp_ms > s->st.drop_last_ms)
+        s->st.drop_last_ms = r->timestamp_ms;
+    s->st.drop_pending_events++;
+    s->st.drop_pending_bytes += r->utf8_len;
+    uint64_t suppressed;
+    if (log_ratelimit_ok(&s->drop_rl, &suppressed))
+        log_warning("source %s: buffer full (max_buffer_size %llu), dropping the %s event "
+                    "(%llu dropped so far)",
+                    s->name, (unsigned long long)s->cfg->max_buffer_size,
+                    newest ? "newest" : "oldest", (unsigned long long)s->st.dropped_events);
+    if (newest)
+        tail_record_dropped_newest(f);
+    else
+        tail_record_done(f, r->end_offset, true);
+}
+
+void source_mark_ready(source *s, tailfile *f)
+{
+    if (f->ready || f->state == TAIL_FINISHED)
+        return;
+    f->ready = true;
+    f->ready_next = NULL;
+    if (s->ready_tail)
+        s->ready_tail->ready_next = f;
+    else
+        s->ready_head = f;
+    s->ready_tail = f;
+    agent_schedule_pump(s->a, s);
+}
+
+void source_mark_all_ready(source *s)
+{
+    for (tailfile *f = s->files; f; f = f->next)
+        source_mark_ready(s, f);
+}
+
+static tailfile *ready_pop(source *s)
+{
+    tailfile *f = s->ready_head;
+    if (!f)
+        return NULL;
+    s->ready_head = f->ready_next;
+    if (!s->ready_head)
+        s->ready_tail = NULL;
+    f->ready_next = NULL;
+    f->ready = false;
+    return f;
+}
+
+static void ready_push_front(source *s, tailfile *f)
+{
+    f->ready = true;
+    f->ready_next = s->ready_head;
+    s->ready_head = f;
+    if (!s->ready_tail)
+        s->ready_tail = f;
+}
+
+/* ---- container metadata ---- */
+
+static container *load_container(source *s, const char *dir, const char *id)
+{
+    for (size_t i = 0; i < s->n_cache; i++)
+        if (strcmp(s->cache[i]->id, id) == 0) {
+            s->cache[i]->refs++;
+            return s->cache[i];
+        }
+    container *c = xcalloc(1, sizeof *c);
+    c->id = xstrdup(id);
+    c->refs = 2; /* the cache and the caller */
+    _cleanup_free_ char *path = xasprintf("%s/config.v2.json", dir);
+    json_error_t err;
+    json_t *root = json_load_file(path, 0, &err);
+    if (!root) {
+        log_warning("source %s: container %.12s: cannot read %s: %s (line %d); names use the "
+                    "placeholder",
+                    s->name, id, path, err.text, err.line);
+    } else {
+        const char *name = json_string_value(json_object_get(root, "Name"));
+        if (name)
+            c->name = xstrdup(name[0] == '/' ? name + 1 : name);
+        json_t *labels = json_object_get(json_object_get(root, "Config"), "Labels");
+        if (json_is_object(labels))
+            c->labels = json_incref(labels);
+        json_decref(root);
+    }
+    s->cache = xrealloc(s->cache, (s->n_cache + 1) * sizeof *s->cache);
+    s->cache[s->n_cache++] = c;
+    return c;
+}
+
+static void forget_container(source *s, const char *id)
+{
+    for (size_t i = 0; i < s->n_cache; i++)
+        if (strcmp(s->cache[i]->id, id) == 0) {
+            container_unref(s->cache[i]);
+            s->cache[i] = s->cache[--s->n_cache];
+            return;
+        }
+}
+
+static const char *label(const container *c, const char *key)
+{
+    return c && c->labels ? json_string_value(json_object_get(c->labels, key)) : NULL;
+}
+
+static const char *lookup_var(void *userdata, const char *kind, const char *key)
+{
+    return strcmp(kind, "label") == 0 ? label(userdata, key) : NULL;
+}
+
+/* CRI file names carry the container: /var/log/containers/POD_NS_CONTAINER-ID.log
+ * or /var/log/pods/NS_POD_UID/CONTAINER/N.log. */
+static void cri_names(const char *path, char **name, char **id)
+{
+    _cleanup_free_ char *copy = xstrdup(path);
+    char *base = basename(copy);
+    size_t n = strlen(base);
+    if (n > 4 && strcmp(base + n - 4, ".log") == 0) {
+        base[n - 4] = 0;
+        char *dash = strrchr(base, '-');
+        char *us = strrchr(base, '_');
+        if (dash && us && us < dash && strlen(dash + 1) == 64) {
+            *id = xstrdup(dash + 1);
+            *name = xstrndup(us + 1, (size_t)(dash - us - 1));
+            return;
+        }
+    }
+    _cleanup_free_ char *copy2 = xstrdup(path);
+    char *parent = dirname(copy2);
+    *name = xstrdup(basename(parent));
+}
+
+static void expand_names(source *s, tailfile *f)
+{
+    agent *a = s->a;
+    _cleanup_free_ char *cri_name = NULL, *cri_id = NULL;
+    template_vars v = {
+        .instance_id = a->instance_id,
+        .hostname = a->hostname,
+        .region = a->region,
+        .source = s->name,
+        .file = f->path,
+        .placeholder = a->cfg->placeholder,
+    };
+    if (f->ctr) {
+        v.container_id = f->ctr->id;
+        v.container_name = f->ctr->name;
+        v.ecs_cluster = label(f->ctr, "com.amazonaws.ecs.cluster");
+        v.ecs_task_arn = label(f->ctr, "com.amazonaws.ecs.task-arn");
+        v.ecs_task_family = label(f->ctr, "com.amazonaws.ecs.task-definition-family");
+        v.ecs_container_name = label(f->ctr, "com.amazonaws.ecs.container-name");
+        v.lookup = lookup_var;
+        v.userdata = f->ctr;
+    } else if (s->cfg->type == SOURCE_CRI) {
+        cri_names(f->path, &cri_name, &cri_id);
+        v.container_name = cri_name;
+        v.container_id = cri_id;
+    }
+    free(f->group);
+    free(f->stream);
+    free(f->out_prefix);
+    f->out_prefix = NULL;
+    f->group = template_expand(s->cfg->group, &v, TEMPLATE_GROUP);
+    f->stream = template_expand(s->cfg->stream, &v, TEMPLATE_STREAM);
+}
+
+/* ---- opening files ---- */
+
+static void add_file(source *s, tailfile *f)
+{
+    /* Append: the list stays oldest first. */
+    tailfile **pp = &s->files, *prev = NULL;
+    while (*pp) {
+        prev = *pp;
+        pp = &(*pp)->next;
+    }
+    *pp = f;
+    f->prev = prev;
+    char key[64];
+    id_key(key, sizeof key, f->dev, f->ino);
+    smap_put(&s->by_id, key, f);
+    if (f->state == TAIL_ACTIVE)
+        smap_put(&s->by_path, f->path, f);
+}
+
+static void watch_dir(source *s, const char *dir)
+{
+    int r = discovery_watch(s->a->disc, dir, s);
+    if (r < 0 && r != -ENOENT && r != -ENOTDIR) {
+        static log_ratelimit rl = LOG_RATELIMIT_INIT;
+        if (log_ratelimit_ok(&rl, NULL))
+            log_warning_errno(r, "source %s: cannot watch %s: %m%s", s->name, dir,
+                              r == -ENOSPC ? " (raise fs.inotify.max_user_watches); new data "
+                                             "is still found by the periodic rescan"
+                                           : "");
+    }
+}
+
+static void watch_parent_of(source *s, const char *path)
+{
+    _cleanup_free_ char *copy = xstrdup(path);
+    watch_dir(s, dirname(copy));
+    _cleanup_free_ char *real = realpath(path, NULL);
+    if (real && strcmp(real, path) != 0) {
+        _cleanup_free_ char *rdir = xstrdup(real);
+        watch_dir(s, dirname(rdir));
+    }
+}
+
+static int strcmp_ptr(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int open_log(source *s, const char *path, struct stat *st)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) {
+        if (errno != ENOENT) {
+            static log_ratelimit rl = LOG_RATELIMIT_INIT;
+            if (log_ratelimit_ok(&rl, NULL))
+                log_warning_errno(errno, "source %s: cannot open %s: %m", s->name, path);
+        }
+        return -errno;
+    }
+    if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode)) {
+        int e = S_ISREG(st->st_mode) ? errno : EISDIR;
+        close(fd);
+        static log_ratelimit rl = LOG_RATELIMIT_INIT;
+        if (log_ratelimit_ok(&rl, NULL))
+            log_warning("source %s: %s is not a regular file; not reading it", s->name, path);
+        return -e;
+    }
+    return fd;
+}
+
+static void announce(source *s, tailfile *f, uint64_t offset, uint64_t size, const char *why)
+{
+    log_info("source %s: %s -> %s / %s (%s, from offset %llu of %llu)", s->name, f->path, f->group,
+             f->stream, why, (unsigned long long)offset, (unsigned long long)size);
+}
+
+/* A file not seen before in this run: decide where it starts. */
+static void open_new(source *s, const char *path, int fd, const struct stat *st, container *ctr,
+                     bool initial)
+{
+    tailfile *f = tail_new(s, path, fd, st);
+    f->ctr = ctr;
+    expand_names(s, f);
+    uint64_t size = (uint64_t)st->st_size, offset = 0;
+    const char *why = "new file";
+    cp_file row = {0};
+    if (s->a->cp && checkpoint_find_file(s->a->cp, s->name, f->dev, f->ino, &row) == 0) {
+        if (tail_fingerprint_matches(row.fingerprint, row.fingerprint_len, f->fp, f->fp_len) &&
+            row.offset <= size) {
+            offset = row.offset;
+            why = "resuming";
+        } else {
+            why = row.offset > size ? "truncated while stopped" : "inode reused by a new file";
+        }
+        cp_file_clear(&row);
+    } else if (initial && s->first_run) {
+        start_at start = s->cfg->start == START_AT_DEFAULT ? START_AT_END : s->cfg->start;
+        if (start == START_AT_END) {
+            offset = size;
+            why = "start_at = end";
+        } else {
+            why = "start_at = beginning";
+        }
+    }
+    add_file(s, f);
+    tail_seek(f, offset);
+    agent_mark_dirty(s->a, f);
+    announce(s, f, offset, size, why);
+    watch_parent_of(s, path);
+    source_mark_ready(s, f);
+}
+
+/* ---- finding files ---- */
+
+static void consider(source *s, const char *path, container *ctr, bool initial)
+{
+    struct stat st;
+    int fd = open_log(s, path, &st);
+    if (fd < 0) {
+        container_unref(ctr);
+        return;
+    }
+    char key[64];
+    id_key(key, sizeof key, (uint64_t)st.st_dev, (uint64_t)st.st_ino);
+    tailfile *f = smap_get(&s->by_id, key);
+    if (f) {
+        close(fd);
+        container_unref(ctr);
+        if (f->state == TAIL_FINISHED)
+            return;
+        if (strcmp(f->path, path) != 0 || f->state == TAIL_ROTATED) {
+            /* The same file under a new name that still matches (app.log -> app.log.1
+             * with a glob that covers both): keep reading it where it is. */
+            if (smap_get(&s->by_path, f->path) == f)
+                smap_remove(&s->by_path, f->path);
+            free(f->path);
+            f->path = xstrdup(path);
+            f->state = TAIL_ACTIVE;
+            smap_put(&s->by_path, f->path, f);
+            agent_mark_dirty(s->a, f);
+            watch_parent_of(s, path);
+        }
+        f->seen = true;
+        return;
+    }
+    tailfile *old = smap_get(&s->by_path, path);
+    if (old && old->state == TAIL_ACTIVE) {
+        /* Another file took this name: the one we had is rotated. */
+        old->state = TAIL_ROTATED;
+        smap_remove(&s->by_path, path);
+        source_mark_ready(s, old);
+    }
+    open_new(s, path, fd, &st, ctr, initial);
+    tailfile *nf = smap_get(&s->by_id, key);
+    if (nf) {
+        nf->seen = true;
+        if (old && old->state != TAIL_FINISHED)
+            nf->wait_for = old;
+    }
+}
+
+static bool is_gz(const char *path)
+{
+    size_t n = strlen(path);
+    return n > 3 && strcmp(path + n - 3, ".gz") == 0;
+}
+
+static void scan_docker(source *s, bool initial)
+{
+    const char *root = s->cfg->n_paths ? s->cfg->paths[0] : "/var/lib/docker/containers";
+    watch_dir(s, root);
+    DIR *d = opendir(root);
+    if (!d) {
+        static log_ratelimit rl = LOG_RATELIMIT_INIT;
+        if (log_ratelimit_ok(&rl, NULL))
+            log_warning_errno(errno, "source %s: cannot read the containers directory %s: %m",
+                              s->name, root);
+        return;
+    }
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        _cleanup_free_ char *dir = xasprintf("%s/%s", root, de->d_name);
+        _cleanup_free_ char *path = xasprintf("%s/%s-json.log", dir, de->d_name);
+        watch_dir(s, dir);
+        if (access(path, F_OK) < 0)
+            continue;
+        char key[64];
+        struct stat st;
+        tailfile *known = NULL;
+        if (stat(path, &st) == 0) {
+            id_key(key, sizeof key, (uint64_t)st.st_dev, (uint64_t)st.st_ino);
+            known = smap_get(&s->by_id, key);
+        }
+        container *c = known ? NULL : load_container(s, dir, de->d_name);
+        consider(s, path, c, initial);
+    }
+    closedir(d);
+}
+
+/* The directory part of a glob before its first wildcard. */
+static char *static_prefix_dir(const char *pattern)
+{
+    const char *w = strpbrk(pattern, "*?[");
+    size_t n = w ? (size_t)(w - pattern) : strlen(pattern);
+    char *p = xstrndup(pattern, n);
+    char *slash = strrchr(p, '/');
+    if (slash && slash != p)
+        *slash = 0;
+    else if (slash)
+        slash[1] = 0;
+    return p;
+}
+
+static void scan_globs(source *s, bool initial)
+{
+    for (size_t i = 0; i < s->cfg->n_paths; i++) {
+        const char *pattern = s->cfg->paths[i];
+        _cleanup_free_ char *prefix = static_prefix_dir(pattern);
+        watch_dir(s, prefix);
+        glob_t g = {0};
+        int r = glob(pattern, GLOB_NOSORT | GLOB_MARK, NULL, &g);
+        if (r == 0) {
+            qsort(g.gl_pathv, g.gl_pathc, sizeof *g.gl_pathv,
+                  strcmp_ptr);
+            for (size_t k = 0; k < g.gl_pathc; k++) {
+                const char *p = g.gl_pathv[k];
+                size_t n = strlen(p);
+                if (n == 0 || p[n - 1] == '/' || is_gz(p))
+                    continue; /* directories (GLOB_MARK) and compressed rotations */
+                consider(s, p, NULL, initial);
+            }
+        } else if (r != GLOB_NOMATCH) {
+            log_warning("source %s: cannot expand %s", s->name, pattern);
+        }
+        globfree(&g);
+    }
+}
+
+/* ---- files rotated while cwlogd was stopped ---- */
+
+typedef struct rotated_cand {
+    char *path;
+    struct stat st;
+} rotated_cand;
+
+static int cand_by_mtime(const void *a, const void *b)
+{
+    const rotated_cand *x = a, *y = b;
+    if (x->st.st_mtim.tv_sec != y->st.st_mtim.tv_sec)
+        return x->st.st_mtim.tv_sec < y->st.st_mtim.tv_sec ? -1 : 1;
+    if (x->st.st_mtim.tv_nsec != y->st.st_mtim.tv_nsec)
+        return x->st.st_mtim.tv_nsec < y->st.st_mtim.tv_nsec ? -1 : 1;
+    return strcmp(y->path, x->path); /* same time: higher suffix is older */
+}
+
+static bool gz_matches(const char *path, const cp_file *row)
+{
+    gzFile gz = gzopen(path, "rb");
+    if (!gz)
+        return false;
+    unsigned char head[CP_FINGERPRINT_MAX];
+    int n = gzread(gz, head, sizeof head);
+    gzclose(gz);
+    return n > 0 && tail_fingerprint_matches(row->fingerprint, row->fingerprint_len, head,
+                                             (size_t)n);
+}
+
+static container *container_for(source *s, const char *path)
+{
+    if (s->cfg->type != SOURCE_DOCKER)
+        return NULL;
+    _cleanup_free_ char *copy = xstrdup(path);
+    char *dir = dirname(copy);
+    _cleanup_free_ char *copy2 = xstrdup(dir);
+    return load_container(s, dir, basename(copy2));
+}
+
+/* Open a rotated file to finish it; `identity` is the row it continues, or
+ * NULL for a rotation we never saw (read whole). */
+static tailfile *open_rotated(source *s, const rotated_cand *c, const cp_file *row)
+{
+    int fd = open(c->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return NULL;
+    tailfile *f = tail_new(s, c->path, -1, &c->st);
+    if (is_gz(c->path)) {
+        f->gz = gzdopen(fd, "rb");
+        if (!f->gz) {
+            close(fd);
+            tail_free(f);
+            return NULL;
+        }
+        if (row) { /* keep the identity of the file it was before compression */
+            f->dev = row->dev;
+            f->ino = row->ino;
+            memcpy(f->fp, row->fingerprint, row->fingerprint_len);
+            f->fp_len = row->fingerprint_len;
+        }
+    } else {
+        f->fd = fd;
+        tail_read_fingerprint(fd, f->fp, &f->fp_len);
+    }
+    f->state = TAIL_ROTATED;
+    f->ctr = container_for(s, c->path);
+    expand_names(s, f);
+    add_file(s, f);
+    tail_seek(f, row ? row->offset : 0);
+    agent_mark_dirty(s->a, f);
+    announce(s, f, row ? row->offset : 0, (uint64_t)c->st.st_size,
+             row ? "rotated while stopped, finishing it first"
+                 : "rotated while stopped, never read");
+    source_mark_ready(s, f);
+    return f;
+}
+
+static void resume_rotated(source *s, const cp_file *row)
+{
+    _cleanup_free_ char *pattern = xasprintf("%s.*", row->path);
+    glob_t g = {0};
+    if (glob(pattern, 0, NULL, &g) != 0) {
+        globfree(&g);
+        g.gl_pathc = 0;
+    }
+    rotated_cand *c = xcalloc(g.gl_pathc + 1, sizeof *c);
+    size_t n = 0, found = SIZE_MAX;
+    for (size_t i = 0; i < g.gl_pathc; i++) {
+        if (stat(g.gl_pathv[i], &c[n].st) < 0 || !S_ISREG(c[n].st.st_mode))
+            continue;
+        c[n].path = g.gl_pathv[i];
+        n++;
+    }
+    qsort(c, n, sizeof *c, cand_by_mtime);
+    for (size_t i = 0; i < n && found == SIZE_MAX; i++) {
+        bool same = is_gz(c[i].path) ? gz_matches(c[i].path, row)
+                                     : ((uint64_t)c[i].st.st_dev == row->dev &&
+                                        (uint64_t)c[i].st.st_ino == row->ino);
+        if (same)
+            found = i;
+    }
+    if (found == SIZE_MAX) {
+        s->st.gaps++;
+        log_warning("source %s: %s (read up to offset %llu) was rotated or removed while cwlogd "
+                    "was stopped and cannot be found among its rotations; its unread part is "
+                    "lost",
+                    s->name, row->path, (unsigned long long)row->offset);
+        if (s->a->cp)
+            checkpoint_delete_file(s->a->cp, s->name, row->dev, row->ino);
+    } else {
+        tailfile *prev = open_rotated(s, &c[found], row);
+        /* Newer rotations we never saw come next, oldest first, then the current file. */
+        for (size_t i = found + 1; i < n && prev; i++) {
+            char key[64];
+            id_key(key, sizeof key, (uint64_t)c[i].st.st_dev, (uint64_t)c[i].st.st_ino);
+            if (smap_get(&s->by_id, key))
+                continue;
+            tailfile *f = open_rotated(s, &c[i], NULL);
+            if (f) {
+                f->wait_for = prev;
+                prev = f;
+            }
+        }
+        tailfile *cur = smap_get(&s->by_path, row->path);
+        if (cur && prev && cur != prev)
+            cur->wait_for = prev;
+    }
+    free(c);
+    globfree(&g);
+}
+
+static void resume_rows(source *s)
+{
+    cp_file *rows = NULL;
+    size_t n = 0;
+    if (!s->a->cp || checkpoint_list_files(s->a->cp, s->name, &rows, &n) < 0)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        char key[64];
+        id_key(key, sizeof key, rows[i].dev, rows[i].ino);
+        if (!smap_get(&s->by_id, key))
+            resume_rotated(s, &rows[i]);
+        cp_file_clear(&rows[i]);
+    }
+    free(rows);
+}
+
+void source_scan(source *s)
+{
+    bool initial = !s->initial_scan_done;
+    s->rescan_pending = false;
+    if (initial && s->a->cp) {
+        cp_file *rows = NULL;
+        size_t n = 0;
+        s->first_run = checkpoint_list_files(s->a->cp, s->name, &rows, &n) == 0 && n == 0;
+        for (size_t i = 0; i < n; i++)
+            cp_file_clear(&rows[i]);
+        free(rows);
+    } else if (initial) {
+        s->first_run = true;
+    }
+    for (tailfile *f = s->files; f; f = f->next)
+        f->seen = false;
+    if (s->cfg->type == SOURCE_DOCKER)
+        scan_docker(s, initial);
+    else
+        scan_globs(s, initial);
+    for (tailfile *f = s->files; f; f = f->next)
+        if (f->state == TAIL_ACTIVE && !f->seen) {
+            tail_check_rotation(f);
+            if (f->state != TAIL_ACTIVE)
+                source_mark_ready(s, f);
+        }
+    if (initial)
+        resume_rows(s);
+    s->initial_scan_done = true;
+}
+
+/* ---- reading ---- */
+
+static void wake_successors(source *s, tailfile *done)
+{
+    for (tailfile *g = s->files; g; g = g->next)
+        if (g->wait_for == done) {
+            g->wait_for = NULL;
+            source_mark_ready(s, g);
+        }
+}
+
+void source_pump(source *s)
+{
+    size_t total = 0;
+    tailfile *f;
+    if (s->blocked)
+        return;
+    while ((f = ready_pop(s))) {
+        if (f->wait_for && f->wait_for->state != TAIL_FINISHED)
+            continue; /* woken when the older rotation is finished */
+        int r = tail_read(f, PUMP_FILE_BUDGET);
+        if (r == -EAGAIN) {
+            ready_push_front(s, f);
+            return;
+        }
+        if (r == 1) {
+            source_mark_ready(s, f);
+            total += PUMP_FILE_BUDGET;
+            if (total >= PUMP_TOTAL_BUDGET)
+                return; /* let the loop breathe; the pump is already scheduled */
+            continue;
+        }
+        if (f->state == TAIL_ACTIVE)
+            tail_check_rotation(f);
+        if (f->state == TAIL_ROTATED &&
+            (s->a->opt.once || now_monotonic_ms() - f->last_growth_ms >= ROTATE_GRACE_MS)) {
+            if (tail_finish(f) < 0) {
+                ready_push_front(s, f);
+                return;
+            }
+            log_debug("source %s: finished %s", s->name, f->path);
+            wake_successors(s, f);
+        }
+    }
+}
+
+void source_resume(source *s)
+{
+    if (!s->blocked)
+        return;
+    s->blocked = false;
+    agent_schedule_pump(s->a, s);
+}
+
+void source_on_fs_event(source *s, const char *dir, const char *name, uint32_t mask)
+{
+    if (!dir || !name || (mask & (IN_Q_OVERFLOW | IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF))) {
+        source_mark_all_ready(s);
+        agent_schedule_rescan(s->a, s);
+        return;
+    }
+    _cleanup_free_ char *path = xasprintf("%s/%s", dir, name);
+    tailfile *f = smap_get(&s->by_path, path);
+    if (f)
+        source_mark_ready(s, f);
+    if (mask & (IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE)) {
+        agent_schedule_rescan(s->a, s);
+        /* A rotated file's last bytes may be waiting: look at every file here. */
+        size_t n = strlen(dir);
+        for (tailfile *g = s->files; g; g = g->next)
+            if (strncmp(g->path, dir, n) == 0 && g->path[n] == '/')
+                source_mark_ready(s, g);
+    }
+}
+
+bool source_idle(const source *s)
+{
+    if (s->ready_head || s->blocked || ring_count(s->ring) > 0)
+        return false;
+    for (const tailfile *f = s->files; f; f = f->next)
+        if (f->state == TAIL_ROTATED || f->in_flight > 0)
+            return false;
+    return true;
+}
+
+void source_flush_partials(source *s)
+{
+    for (tailfile *f = s->files; f; f = f->next)
+        if (tail_flush_partials(f) < 0)
+            return;
+}
+
+void source_flush_stale_partials(source *s, int64_t older_than_ms)
+{
+    int64_t now = now_monotonic_ms();
+    for (tailfile *f = s->files; f; f = f->next)
+        if ((f->pend[0].active || f->pend[1].active) && now - f->last_growth_ms >= older_than_ms)
+            if (tail_flush_partials(f) < 0)
+                return;
+}
+
+void source_release_file(tailfile *f)
+{
+    source *s = f->src;
+    if (s->a->cp)
+        checkpoint_delete_file(s->a->cp, s->name, f->dev, f->ino);
+    if (f->ctr && f->ctr->refs == 2) {
+        /* Only the cache and this file know the container: forget it when its
+         * directory is gone. */
+        _cleanup_free_ char *copy = xstrdup(f->path);
+        if (access(dirname(copy), F_OK) < 0)
+            forget_container(s, f->ctr->id);
+    }
+    unlink_file(s, f);
+    tail_free(f);
+}
+
+void source_finish_files(source *s)
+{
+    for (tailfile *f = s->files, *next; f; f = next) {
+        next = f->next;
+        if (f->state == TAIL_FINISHED && tail_fully_acked(f))
+            source_release_file(f);
+    }
+}
+
+void source_touch_rotated(source *s)
+{
+    for (tailfile *f = s->files; f; f = f->next)
+        if (f->state == TAIL_ROTATED)
+            source_mark_ready(s, f);
+}
+
+void source_refresh_names(source *s)
+{
+    for (tailfile *f = s->files; f; f = f->next)
+        expand_names(s, f);
+}
