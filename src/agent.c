@@ -391,6 +391,8 @@ int agent_run(agent *a)
         loop_timer_arm(a->rescan, a->cfg->rescan_interval_ms, a->cfg->rescan_interval_ms);
     else
         loop_defer(a->loop, once_check, a);
+    log_info("cwlogd %s started: %zu source(s)%s", CWLOGD_VERSION, a->n_sources,
+             a->opt.dry_run ? ", dry run" : "");
     int r = loop_run(a->loop);
     commit_checkpoints(a);
     return r;

@@ -40,9 +40,10 @@ int checkpoint_find_file(checkpoint *cp, const char *source, uint64_t dev, uint6
  * each with cp_file_clear and the array with free. */
 int checkpoint_list_files(checkpoint *cp, const char *source, cp_file **out, size_t *n);
 
-/* Writes are staged in an open transaction and made durable by
- * checkpoint_commit(); one commit per flush of acknowledgements. The key is
- * (source, dev, ino): an existing row with that key is replaced. */
+/* Writes are staged in memory: the lookups above see them at once, other
+ * connections only after checkpoint_commit(); one commit per flush of
+ * acknowledgements. The key is (source, dev, ino): an existing row with that
+ * key is replaced. An updated_ms of 0 is stored as the current time. */
 int checkpoint_put_file(checkpoint *cp, const cp_file *f);
 int checkpoint_delete_file(checkpoint *cp, const char *source, uint64_t dev, uint64_t ino);
 int checkpoint_delete_source(checkpoint *cp, const char *source); /* all rows, files and cursor */

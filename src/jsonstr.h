@@ -37,6 +37,10 @@ size_t jsonstr_repair(buf *out, const char *esc, size_t len, size_t *utf8_len);
  * *utf8_len gets the unescaped UTF-8 length of the text (after replacement). */
 size_t jsonstr_escape(buf *out, const char *raw, size_t len, size_t *utf8_len);
 
+/* For repair and escape: each byte that does not begin a complete, valid
+ * UTF-8 sequence becomes one U+FFFD; the count returned is the number of those
+ * substitutions (control bytes escaped as \u00XX are not counted). */
+
 /* Longest prefix of valid escaped content `esc`/`len` whose unescaped UTF-8
  * length is <= max_utf8, cut only between whole characters (never inside an
  * escape, a UTF-8 sequence or a surrogate pair). Returns the prefix length in

@@ -30,14 +30,17 @@ typedef struct ring_budget {
 } ring_budget;
 
 /* Called for each record the policy drops, before ring_push returns. `newest`
- * is true for the incoming record that was never stored (then `r` is a
- * temporary describing it), false for a stored record evicted to make room. */
+ * is true for the incoming record that was never stored: `r` is then a
+ * temporary copy, fields and msg bytes included, valid only during the call.
+ * When false, `r` is the stored oldest record, evicted right after the call.
+ * The callback must not push to or pop from the ring it is called for. */
 typedef void (*ring_drop_fn)(const record *r, bool newest, void *userdata);
 
 typedef struct ring ring;
 
-/* `limit` bounds the bytes charged (sizeof(record) + esc_len per record, see
- * ring_record_cost). `budget` may be NULL. */
+/* `limit` bounds the bytes charged (ring_record_cost(esc_len) per record:
+ * sizeof(record) + esc_len rounded up to 8); memory held can exceed the charge
+ * by block slack, see ring.c. `budget` may be NULL. */
 ring *ring_new(uint64_t limit, ring_policy policy, ring_budget *budget, ring_drop_fn on_drop,
                void *userdata);
 void ring_free(ring *r); /* releases its charge on the budget; NULL is a no-op */
@@ -48,11 +51,14 @@ typedef enum ring_push_result {
     RING_DROPPED_NEWEST, /* drop-newest policy: the incoming record was dropped */
 } ring_push_result;
 
-/* Store a record. A record larger than the whole limit is still admitted when
- * the ring is empty (so one huge event can never wedge a blocking source);
- * the budget may then be exceeded by that one record. With RING_DROP_OLDEST,
- * when the shared budget (not this ring's own limit) is what is exhausted and
- * this ring has nothing left to evict, the incoming record is dropped. */
+/* Store a record. An empty ring admits a record larger than its whole limit
+ * (so one huge event can never wedge a source), and a RING_BLOCKING ring that
+ * is empty admits even when other rings have used up the shared budget, so
+ * RING_FULL is only returned while the ring holds records and the next pop of
+ * this ring is always the moment to retry; the budget may be exceeded by one
+ * record per such ring. Non-blocking rings that find the budget held by other
+ * rings drop instead: RING_DROP_OLDEST evicts its own records only when that
+ * makes room, else keeps them and drops the incoming one (RING_DROPPED_NEWEST). */
 ring_push_result ring_push(ring *r, int64_t timestamp_ms, void *owner, uint64_t end_offset,
                            const char *esc, uint32_t esc_len, uint32_t utf8_len);
 

@@ -301,6 +301,8 @@ static void add_file(source *s, tailfile *f)
 
 static void watch_dir(source *s, const char *dir)
 {
+    if (!s->a->disc)
+        return; /* --once, or inotify unavailable: the rescan finds new data */
     int r = discovery_watch(s->a->disc, dir, s);
     if (r < 0 && r != -ENOENT && r != -ENOTDIR) {
         static log_ratelimit rl = LOG_RATELIMIT_INIT;

@@ -79,6 +79,8 @@ void buf_reserve(buf *b, size_t extra)
 
 void buf_append(buf *b, const void *p, size_t n)
 {
+    if (n == 0)
+        return;
     buf_reserve(b, n);
     memcpy(b->data + b->len, p, n);
     b->len += n;

@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""Throughput, CPU and memory of `cwlogd --once --dry-run` on generated
+json-file logs, next to `openssl dgst -sha256` over the same bytes as a floor.
+
+    bench/bench.py [--lines 1000000] [--containers 10] [--bin build/cwlogd]
+
+Figures are from one run on a shared machine: compare the ratios printed in
+the same run, not absolute numbers across runs."""
+
+import argparse
+import json
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+LEVELS = ["INFO", "INFO", "INFO", "DEBUG", "WARN", "ERROR"]
+CLASSES = ["c.e.OrderService", "c.e.PaymentGateway", "c.e.http.RequestLogger",
+           "c.e.CartController", "c.e.InventoryClient"]
+
+
+def line_for(i, ts_ns, rng):
+    sec, ns = divmod(ts_ns, 1_000_000_000)
+    t = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)) + ".%09dZ" % ns
+    msg = "%s.%03d %-5s [main-%d] %s - processed order %d in %dms\n" % (
+        time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(sec)), ns // 1_000_000,
+        rng.choice(LEVELS), rng.randrange(8), rng.choice(CLASSES), i, rng.randrange(1, 500))
+    return json.dumps({"log": msg, "stream": "stdout", "time": t}, separators=(",", ":")) + "\n"
+
+
+def generate(root, lines, containers, seed=1):
+    rng = random.Random(seed)
+    os.makedirs(root)
+    files = []
+    for c in range(containers):
+        cid = "%064x" % rng.getrandbits(256)
+        d = os.path.join(root, cid)
+        os.makedirs(d)
+        with open(os.path.join(d, "config.v2.json"), "w") as f:
+            json.dump({"ID": cid, "Name": "/app-%d" % c, "Config": {"Labels": {
+                "com.amazonaws.ecs.cluster": "bench",
+                "com.amazonaws.ecs.task-definition-family": "app",
+                "com.amazonaws.ecs.container-name": "app-%d" % c,
+                "com.amazonaws.ecs.task-arn": "arn:aws:ecs:us-east-1:1:task/bench/%032x" % c}}}, f)
+        files.append(open(os.path.join(d, cid + "-json.log"), "w"))
+    ts = 1732440000_000000000
+    total = 0
+    for i in range(lines):
+        s = line_for(i, ts + i * 1000, rng)
+        files[i % containers].write(s)
+        total += len(s)
+    for f in files:
+        f.close()
+    return total
+
+
+def run_measured(argv, stdout=subprocess.DEVNULL, stdin=None):
+    """Run argv; return (wall s, user+sys CPU s, peak RSS KiB, exit status)."""
+    t0 = time.monotonic()
+    p = subprocess.Popen(argv, stdout=stdout, stderr=subprocess.PIPE, stdin=stdin)
+    _, status, ru = os.wait4(p.pid, 0)
+    wall = time.monotonic() - t0
+    err = p.stderr.read().decode(errors="replace")
+    p.stderr.close()
+    p.returncode = os.waitstatus_to_exitcode(status)
+    if p.returncode != 0:
+        sys.exit("%s failed (%d):\n%s" % (argv[0], p.returncode, err[-2000:]))
+    return wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--lines", type=int, default=1_000_000)
+    ap.add_argument("--containers", type=int, default=10)
+    ap.add_argument("--bin", default=os.path.join(os.path.dirname(__file__), "..", "build", "cwlogd"))
+    ap.add_argument("--keep", action="store_true", help="keep the generated tree")
+    args = ap.parse_args()
+
+    tmp = tempfile.mkdtemp(prefix="cwlogd-bench-")
+    try:
+        root = os.path.join(tmp, "containers")
+        nbytes = generate(root, args.lines, args.containers)
+        conf = os.path.join(tmp, "cwlogd.conf")
+        with open(conf, "w") as f:
+            f.write("[agent]\nstate_dir = %s/state\nlog_level = warning\n\n"
+                    "[source containers]\ntype = docker\npath = %s\nstart_at = beginning\n"
+                    "group = /ecs/{ecs_cluster}/{ecs_task_family}\n"
+                    "stream = {ecs_container_name}/{ecs_task_id}\n" % (tmp, root))
+        logs = [os.path.join(dp, n) for dp, _, ns in os.walk(root) for n in ns if n.endswith(".log")]
+        # The floor: hashing the same bytes once (reading them included).
+        cat = subprocess.Popen(["cat"] + logs, stdout=subprocess.PIPE)
+        h_wall, h_cpu, _ = run_measured(["openssl", "dgst", "-sha256"], stdin=cat.stdout)
+        cat.wait()
+        a_wall, a_cpu, a_rss = run_measured([args.bin, "--config", conf, "--once", "--dry-run"])
+        mb = nbytes / 1e6
+        print("input: %d lines, %d containers, %.1f MB (%.0f bytes/line)" % (
+            args.lines, args.containers, mb, nbytes / args.lines))
+        print("cwlogd --once --dry-run > /dev/null:")
+        print("  wall %.3f s, CPU %.3f s (user+sys), peak RSS %.1f MiB" % (a_wall, a_cpu, a_rss / 1024))
+        print("  %.0f lines/s, %.0f MB/s of input per CPU-second" % (
+            args.lines / a_cpu if a_cpu else 0, mb / a_cpu if a_cpu else 0))
+        print("openssl dgst -sha256 over the same bytes: CPU %.3f s" % h_cpu)
+        print("ratio cwlogd CPU / sha256 CPU: %.2f" % (a_cpu / h_cpu if h_cpu else float("nan")))
+        if args.lines == 1_000_000:
+            print("target (1M lines): < 0.5 CPU-s and < 20 MiB RSS -> %s" % (
+                "met" if a_cpu < 0.5 and a_rss / 1024 < 20 else "NOT met"))
+    finally:
+        if args.keep:
+            print("kept", tmp)
+        else:
+            shutil.rmtree(tmp, True)
+
+
+if __name__ == "__main__":
+    main()
