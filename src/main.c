@@ -1,5 +1,6 @@
 /* main.c: command line: run the agent, --once, --dry-run, --check-config. */
 #include <getopt.h>
+#include <malloc.h>
 #include <sysexits.h>
 
 #include "agent.h"
@@ -54,6 +55,11 @@ int main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {0},
     };
+    /* Ring blocks are freed and allocated again as buffers drain and fill;
+     * without this glibc hands the top of the heap back to the kernel each
+     * time and every refill page-faults it in again. */
+    mallopt(M_TRIM_THRESHOLD, 16 * 1024 * 1024);
+    mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
     agent_options ao = {.config_path = DEFAULT_CONFIG};
     bool check = false;
     int c;
