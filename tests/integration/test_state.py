@@ -73,6 +73,13 @@ class CheckConfig(unittest.TestCase):
         self.assertEqual(p.returncode, 78)
         self.assertIn(b"max_buffer_size", p.stderr)
 
+    def test_shipped_default_config_is_valid(self):
+        conf = os.path.join(os.path.dirname(__file__), "..", "..", "conf", "cwlogd.conf")
+        env = Env(self)
+        env.conf = conf
+        p = env.run("--check-config", check=False)
+        self.assertEqual(p.returncode, 0, p.stderr)
+
     def test_missing_config_file(self):
         env = Env(self)
         p = env.run("--check-config", check=False)
