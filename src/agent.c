@@ -6,10 +6,16 @@
 #include <signal.h>
 #include <sys/signalfd.h>
 
+#include "cloudwatch.h"
+#include "credentials.h"
+#include "http.h"
+#include "imds.h"
 #include "output.h"
 #include "source.h"
+#include "uploader.h"
 
 #define TICK_MS 1000
+#define STOP_DEADLINE_MS 20000
 
 static void once_check(loop *l, void *userdata);
 
@@ -32,6 +38,8 @@ static void drain_cb(loop *l, void *userdata)
 static void pump_cb(loop *l, void *userdata)
 {
     source *s = userdata;
+    if (s->a->stopping)
+        return;
     source_pump(s);
     if (s->a->opt.once)
         loop_defer(l, once_check, s->a);
@@ -39,7 +47,9 @@ static void pump_cb(loop *l, void *userdata)
 
 static void rescan_cb(loop *l, void *userdata)
 {
-    source_scan(userdata);
+    source *s = userdata;
+    if (!s->a->stopping)
+        source_scan(s);
 }
 
 void agent_records_ready(agent *a, source *s)
@@ -140,8 +150,6 @@ static void once_check(loop *l, void *userdata)
     for (size_t i = 0; i < a->n_sources; i++)
         if (!source_idle(a->sources[i]))
             return;
-    if (!output_idle(a->out))
-        return;
     if (!a->once_flushed) {
         a->once_flushed = true;
         for (size_t i = 0; i < a->n_sources; i++)
@@ -149,10 +157,32 @@ static void once_check(loop *l, void *userdata)
         loop_defer(l, once_check, a);
         return;
     }
+    output_send_all(a->out);
+    if (!output_idle(a->out))
+        return; /* agent_output_progress() looks again */
     for (size_t i = 0; i < a->n_sources; i++)
         source_finish_files(a->sources[i]);
     commit_checkpoints(a);
     loop_quit(l, 0);
+}
+
+/* Stopping: done when no request waits for an answer (failed sends are not
+ * retried while stopping; their records are read again after a restart). */
+static void stop_check(loop *l, void *userdata)
+{
+    agent *a = userdata;
+    if (output_in_flight(a->out) > 0)
+        return;
+    commit_checkpoints(a);
+    loop_quit(l, 0);
+}
+
+void agent_output_progress(agent *a)
+{
+    if (a->stopping)
+        loop_defer(a->loop, stop_check, a);
+    else if (a->opt.once)
+        loop_defer(a->loop, once_check, a);
 }
 
 static void on_fs_event(void *subscriber, const char *dir, const char *name, uint32_t mask,
@@ -252,13 +282,30 @@ static void reload(agent *a)
 
 /* ---- signals ---- */
 
+static void stop_deadline_cb(loop *l, void *userdata)
+{
+    agent *a = userdata;
+    log_warning("stop: not everything was delivered within %d s; what is left is sent after "
+                "the next start",
+                STOP_DEADLINE_MS / 1000);
+    commit_checkpoints(a);
+    loop_quit(l, 0);
+}
+
 static void stop(agent *a, const char *why)
 {
+    if (a->stopping)
+        return;
     log_info("%s: stopping; delivering what is buffered and saving checkpoints", why);
+    a->stopping = true;
     for (size_t i = 0; i < a->n_sources; i++)
         output_kick(a->out, a->sources[i]);
+    output_send_all(a->out);
     commit_checkpoints(a);
-    loop_quit(a->loop, 0);
+    a->stop_timer = loop_timer_new(a->loop, stop_deadline_cb, a);
+    if (a->stop_timer)
+        loop_timer_arm(a->stop_timer, STOP_DEADLINE_MS, 0);
+    loop_defer(a->loop, stop_check, a);
 }
 
 static void on_signal(loop *l, int fd, uint32_t events, void *userdata)
@@ -278,6 +325,122 @@ static void on_signal(loop *l, int fd, uint32_t events, void *userdata)
             break;
         }
     }
+}
+
+/* ---- life cycle ---- */
+
+/* ---- instance metadata: region and instance id ---- */
+
+static bool config_uses(const config *cfg, const char *var)
+{
+    for (size_t i = 0; i < cfg->n_sources; i++)
+        if (strstr(cfg->sources[i].group, var) || strstr(cfg->sources[i].stream, var))
+            return true;
+    return false;
+}
+
+static char *initial_region(const config *cfg)
+{
+    if (cfg->region && *cfg->region && strcmp(cfg->region, "auto") != 0)
+        return xstrdup(cfg->region);
+    const char *e = getenv("AWS_REGION");
+    if (!e || !*e)
+        e = getenv("AWS_DEFAULT_REGION");
+    return e && *e ? xstrdup(e) : NULL;
+}
+
+static void creds_changed(void *userdata)
+{
+    agent *a = userdata;
+    if (a->out && !a->opt.dry_run)
+        uploader_wake(a->out);
+}
+
+static void begin(agent *a);
+static void fetch_metadata(agent *a);
+
+static void meta_done(agent *a)
+{
+    if (--a->meta_pending > 0)
+        return;
+    bool missing_region = !a->opt.dry_run && !a->region;
+    bool missing_id = !a->instance_id && config_uses(a->cfg, "{instance_id}");
+    if ((missing_region || missing_id) && a->meta_attempts < 3) {
+        loop_timer_arm(a->meta_timer, 1000u << a->meta_attempts, 0);
+        return;
+    }
+    if (missing_id)
+        log_warning("instance metadata: no instance id from %s; {instance_id} expands to the "
+                    "placeholder",
+                    imds_endpoint(a->imds));
+    if (missing_region) {
+        log_error("no region: set region in [cloudwatch] or AWS_REGION, or let cwlogd reach "
+                  "instance metadata at %s; reading goes on, uploads wait (retrying every 60 s)",
+                  imds_endpoint(a->imds));
+        loop_timer_arm(a->meta_timer, 60000, 0);
+    }
+    begin(a);
+}
+
+static void region_cb(int err, const char *body, size_t len, void *userdata)
+{
+    agent *a = userdata;
+    if (err == 0 && len > 0 && len < 64 && !a->region) {
+        a->region = xstrndup(body, len);
+        log_info("region %s (from instance metadata)", a->region);
+        if (a->cw) {
+            cw_client_set_region(a->cw, a->region);
+            uploader_wake(a->out);
+        }
+    }
+    meta_done(a);
+}
+
+static void instance_id_cb(int err, const char *body, size_t len, void *userdata)
+{
+    agent *a = userdata;
+    if (err == 0 && len > 0 && len < 64 && !a->instance_id)
+        a->instance_id = xstrndup(body, len);
+    meta_done(a);
+}
+
+static void fetch_metadata(agent *a)
+{
+    a->meta_attempts++;
+    a->meta_pending = 1; /* held until both requests are issued */
+    if (!a->opt.dry_run && !a->region) {
+        a->meta_pending++;
+        imds_get(a->imds, "/latest/meta-data/placement/region", region_cb, a);
+    }
+    if (!a->instance_id && config_uses(a->cfg, "{instance_id}")) {
+        a->meta_pending++;
+        imds_get(a->imds, "/latest/meta-data/instance-id", instance_id_cb, a);
+    }
+    meta_done(a);
+}
+
+static void meta_timer_cb(loop *l, void *userdata)
+{
+    fetch_metadata(userdata);
+}
+
+/* Sources start once the names their templates need are known (or given up). */
+static void begin(agent *a)
+{
+    if (a->started)
+        return;
+    a->started = true;
+    for (size_t i = 0; i < a->n_sources; i++)
+        source_scan(a->sources[i]);
+    commit_checkpoints(a); /* record where new files start */
+    loop_timer_arm(a->tick, TICK_MS, TICK_MS);
+    loop_timer_arm(a->commit, a->cfg->checkpoint_interval_ms, a->cfg->checkpoint_interval_ms);
+    if (!a->opt.once)
+        loop_timer_arm(a->rescan, a->cfg->rescan_interval_ms, a->cfg->rescan_interval_ms);
+    else
+        loop_defer(a->loop, once_check, a);
+    log_info("cwlogd %s started: %zu source(s)%s", CWLOGD_VERSION, a->n_sources,
+             a->opt.dry_run ? ", dry run" : "");
 }
 
 /* ---- life cycle ---- */
@@ -338,14 +501,35 @@ int agent_new(const agent_options *opt, agent **out)
         if (!a->disc)
             log_warning("running without inotify: new data is found by the periodic rescan");
     }
-    a->out = output_dryrun_new(a, opt->out ? opt->out : stdout);
+
+    a->http = http_new(a->loop);
+    if (!a->http) {
+        agent_free(a);
+        return log_error("cannot set up HTTP (libcurl)");
+    }
+    a->imds = imds_new(a->loop, a->http, cfg->imds_endpoint);
+    a->meta_timer = loop_timer_new(a->loop, meta_timer_cb, a);
+    if (opt->dry_run) {
+        a->out = output_dryrun_new(a, opt->out ? opt->out : stdout);
+    } else {
+        a->region = initial_region(cfg);
+        a->creds = creds_new(a->loop, a->http, a->imds, cfg, creds_changed, a);
+        a->cw = a->creds ? cw_client_new(a->http, a->creds, a->region, cfg->endpoint,
+                                         cfg->ca_file)
+                         : NULL;
+        if (!a->cw) {
+            agent_free(a);
+            return log_error("cannot set up the CloudWatch Logs client");
+        }
+        a->out = uploader_new(a, a->cw);
+    }
     for (size_t i = 0; i < cfg->n_sources; i++)
         add_source(a, &cfg->sources[i]);
 
     a->tick = loop_timer_new(a->loop, tick_cb, a);
     a->commit = loop_timer_new(a->loop, commit_cb, a);
     a->rescan = loop_timer_new(a->loop, rescan_timer_cb, a);
-    if (!a->tick || !a->commit || !a->rescan) {
+    if (!a->tick || !a->commit || !a->rescan || !a->meta_timer || !a->imds) {
         agent_free(a);
         return log_error_errno(errno, "cannot create timers: %m");
     }
@@ -361,9 +545,15 @@ void agent_free(agent *a)
         source_free(a->sources[i]);
     free(a->sources);
     output_free(a->out);
+    cw_client_free(a->cw);
+    creds_free(a->creds);
+    imds_free(a->imds);
+    http_free(a->http);
     loop_timer_free(a->tick);
     loop_timer_free(a->commit);
     loop_timer_free(a->rescan);
+    loop_timer_free(a->meta_timer);
+    loop_timer_free(a->stop_timer);
     discovery_free(a->disc);
     checkpoint_close(a->cp);
     if (a->sigfd >= 0) {
@@ -382,17 +572,12 @@ void agent_free(agent *a)
 
 int agent_run(agent *a)
 {
-    for (size_t i = 0; i < a->n_sources; i++)
-        source_scan(a->sources[i]);
-    commit_checkpoints(a); /* record where new files start */
-    loop_timer_arm(a->tick, TICK_MS, TICK_MS);
-    loop_timer_arm(a->commit, a->cfg->checkpoint_interval_ms, a->cfg->checkpoint_interval_ms);
-    if (!a->opt.once)
-        loop_timer_arm(a->rescan, a->cfg->rescan_interval_ms, a->cfg->rescan_interval_ms);
+    if (a->creds)
+        creds_start(a->creds);
+    if ((!a->opt.dry_run && !a->region) || config_uses(a->cfg, "{instance_id}"))
+        fetch_metadata(a);
     else
-        loop_defer(a->loop, once_check, a);
-    log_info("cwlogd %s started: %zu source(s)%s", CWLOGD_VERSION, a->n_sources,
-             a->opt.dry_run ? ", dry run" : "");
+        begin(a);
     int r = loop_run(a->loop);
     commit_checkpoints(a);
     return r;

@@ -37,6 +37,13 @@ typedef struct agent {
     int sigfd;
     char hostname[256];
     char *instance_id, *region;
+    struct http *http;
+    struct imds *imds;
+    struct creds *creds;
+    struct cw_client *cw;
+    loop_timer *stop_timer, *meta_timer;
+    unsigned meta_pending, meta_attempts;
+    bool stopping, started;
     config **old_cfgs; /* replaced by reloads; freed at exit */
     size_t n_old_cfgs;
     bool once_flushed;
@@ -55,3 +62,6 @@ void agent_mark_dirty(agent *a, tailfile *f);  /* checkpoint offset moved */
 void agent_schedule_rescan(agent *a, source *s);
 void agent_schedule_pump(agent *a, source *s);
 void agent_forget_dirty(agent *a, tailfile *f); /* f is being freed */
+/* The output delivered something (or gave up on it): --once and a stop look
+ * at whether everything is done. */
+void agent_output_progress(agent *a);

@@ -95,11 +95,6 @@ int main(int argc, char **argv)
     }
     if (check)
         return check_config(ao.config_path);
-    if (!ao.dry_run) {
-        log_error("uploading to CloudWatch Logs is not available in this build yet; "
-                  "use --dry-run to see what would be sent");
-        return EX_UNAVAILABLE;
-    }
     ao.out = stdout;
     agent *a = NULL;
     int r = agent_new(&ao, &a);

@@ -9,33 +9,29 @@
 
 #define OUT_BUF (256 * 1024)
 
-struct output {
+typedef struct dryrun {
+    output base;
     agent *a;
     FILE *f;
     buf b;
     int error;
-};
+} dryrun;
+
+static const output_ops dryrun_ops;
 
 output *output_dryrun_new(agent *a, FILE *f)
 {
-    output *o = xcalloc(1, sizeof *o);
+    dryrun *o = xcalloc(1, sizeof *o);
+    o->base.ops = &dryrun_ops;
     o->a = a;
     o->f = f;
     buf_reserve(&o->b, OUT_BUF);
-    return o;
+    return &o->base;
 }
 
-void output_free(output *o)
+static int dryrun_flush(output *base)
 {
-    if (!o)
-        return;
-    output_flush(o);
-    buf_free(&o->b);
-    free(o);
-}
-
-int output_flush(output *o)
-{
+    dryrun *o = (dryrun *)base;
     if (o->b.len && !o->error) {
         if (fwrite(o->b.data, 1, o->b.len, o->f) != o->b.len || fflush(o->f) != 0) {
             o->error = errno ? errno : EIO;
@@ -79,8 +75,17 @@ static void append_i64(buf *b, int64_t v)
         b->data[b->len++] = tmp[--n];
 }
 
-void output_kick(output *o, source *s)
+static void dryrun_free(output *base)
 {
+    dryrun *o = (dryrun *)base;
+    dryrun_flush(base);
+    buf_free(&o->b);
+    free(o);
+}
+
+static void dryrun_kick(output *base, source *s)
+{
+    dryrun *o = (dryrun *)base;
     const record *r;
     while ((r = ring_peek(s->ring))) {
         tailfile *f = r->owner;
@@ -95,12 +100,30 @@ void output_kick(output *o, source *s)
         s->st.delivered++;
         tail_record_done(f, end, true);
         if (o->b.len >= OUT_BUF)
-            output_flush(o);
+            dryrun_flush(base);
     }
     source_resume(s);
 }
 
-bool output_idle(const output *o)
+static bool dryrun_idle(const output *o)
 {
     return true; /* printing is synchronous */
 }
+
+static size_t dryrun_in_flight(const output *o)
+{
+    return 0;
+}
+
+static void dryrun_send_all(output *o)
+{
+}
+
+static const output_ops dryrun_ops = {
+    .kick = dryrun_kick,
+    .idle = dryrun_idle,
+    .in_flight = dryrun_in_flight,
+    .flush = dryrun_flush,
+    .send_all = dryrun_send_all,
+    .free = dryrun_free,
+};

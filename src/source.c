@@ -111,12 +111,13 @@ static void on_drop(const record *r, bool newest, void *userdata)
     tailfile *f = r->owner;
     s->st.dropped_events++;
     s->st.dropped_bytes += r->utf8_len;
-    if (s->st.drop_pending_events == 0 || r->timestamp_ms < s->st.drop_first_ms)
-        s->st.drop_first_ms = r->timestamp_ms;
-    if (r->timestamp_ms > s->st.drop_last_ms)
-        s->st.drop_last_ms = r->timestamp_ms;
     s->st.drop_pending_events++;
-    s->st.drop_pending_bytes += r->utf8_len;
+    if (f->drop_events == 0 || r->timestamp_ms < f->drop_first_ms)
+        f->drop_first_ms = r->timestamp_ms;
+    if (f->drop_events == 0 || r->timestamp_ms > f->drop_last_ms)
+        f->drop_last_ms = r->timestamp_ms;
+    f->drop_events++;
+    f->drop_bytes += r->utf8_len;
     uint64_t suppressed;
     if (log_ratelimit_ok(&s->drop_rl, &suppressed))
         log_warning("source %s: buffer full (max_buffer_size %llu), dropping the %s event "
@@ -276,6 +277,7 @@ static void expand_names(source *s, tailfile *f)
     free(f->stream);
     free(f->out_prefix);
     f->out_prefix = NULL;
+    f->upload_stream = NULL;
     f->group = template_expand(s->cfg->group, &v, TEMPLATE_GROUP);
     f->stream = template_expand(s->cfg->stream, &v, TEMPLATE_STREAM);
 }
@@ -780,7 +782,7 @@ bool source_idle(const source *s)
     if (s->ready_head || s->blocked || ring_count(s->ring) > 0)
         return false;
     for (const tailfile *f = s->files; f; f = f->next)
-        if (f->state == TAIL_ROTATED || f->in_flight > 0)
+        if (f->state == TAIL_ROTATED)
             return false;
     return true;
 }

@@ -72,7 +72,10 @@ typedef struct tailfile {
     uint64_t produced;     /* everything before it is in a record, dropped or skipped */
     uint64_t acked;        /* everything before it is delivered, dropped or skipped */
     uint64_t in_ring, in_flight;
-    uint64_t saved;        /* offset last put into the checkpoint store */
+    /* Drops not yet announced by a marker event in the destination stream. */
+    uint64_t drop_events, drop_bytes;
+    int64_t drop_first_ms, drop_last_ms;
+    void *upload_stream;   /* uploader's stream for (group, stream), cached */
 } tailfile;
 
 typedef struct source_stats {
@@ -80,8 +83,8 @@ typedef struct source_stats {
     uint64_t delivered;           /* records acknowledged by the output */
     uint64_t corrupt_lines, repaired, split_events;
     uint64_t dropped_events, dropped_bytes;
-    int64_t drop_first_ms, drop_last_ms; /* span of drops not yet announced */
-    uint64_t drop_pending_events, drop_pending_bytes;
+    uint64_t rejected;            /* refused by CloudWatch for good (too old/new, invalid) */
+    uint64_t drop_pending_events; /* dropped, not yet announced by a marker */
     uint64_t gaps, gap_bytes;     /* data lost before it could be read (rotated away) */
 } source_stats;
 
@@ -113,7 +116,7 @@ void source_mark_ready(source *s, tailfile *f);
 void source_mark_all_ready(source *s);
 void source_resume(source *s);        /* the ring has room again */
 void source_on_fs_event(source *s, const char *dir, const char *name, uint32_t mask);
-bool source_idle(const source *s);    /* nothing ready, nothing blocked, ring empty */
+bool source_idle(const source *s); /* read to the end: nothing ready, blocked or in the ring */
 void source_flush_partials(source *s);
 void source_finish_files(source *s);
 void source_flush_stale_partials(source *s, int64_t older_than_ms);

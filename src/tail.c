@@ -77,7 +77,7 @@ void tail_seek(tailfile *f, uint64_t physical)
     else if (f->fd >= 0)
         lseek(f->fd, (off_t)physical, SEEK_SET);
     f->rbuf.len = 0;
-    f->read_off = f->produced = f->acked = f->saved = f->base + physical;
+    f->read_off = f->produced = f->acked = f->base + physical;
 }
 
 static void advance_acked(tailfile *f, uint64_t to)

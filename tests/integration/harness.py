@@ -17,6 +17,8 @@ import threading
 import time
 import unittest
 
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
 BIN = os.environ.get("CWLOGD_BIN") or os.path.join(
     os.path.dirname(__file__), "..", "..", "build", "cwlogd")
 
@@ -105,6 +107,7 @@ class Env:
         os.makedirs(self.logs)
         self.conf = os.path.join(self.root, "cwlogd.conf")
         self.procs = []
+        self.extra_env = {}
         test.addCleanup(self.kill_all)
 
     def write_config(self, sources, agent_extra="", cloudwatch_extra=""):
@@ -125,9 +128,22 @@ class Env:
         d.update(extra)
         return d
 
+    def agent_env(self):
+        """The agent's environment: no AWS settings from the caller's shell."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update(self.extra_env)
+        return env
+
+    def cloudwatch_keys(self, fake, extra=""):
+        """[cloudwatch] keys pointing the agent at a fake_aws.FakeAWS."""
+        text = "endpoint = %s\nimds_endpoint = %s\n" % (fake.endpoint, fake.imds_endpoint)
+        if getattr(fake, "ca_file", None):
+            text += "ca_file = %s\n" % fake.ca_file
+        return text + extra
+
     def run(self, *args, timeout=60, check=True):
         p = subprocess.run([BIN, "--config", self.conf] + list(args), capture_output=True,
-                           timeout=timeout)
+                           timeout=timeout, env=self.agent_env())
         if check and p.returncode != 0:
             raise AssertionError("cwlogd %s exited %d\nstderr:\n%s" % (
                 " ".join(args), p.returncode, p.stderr.decode(errors="replace")))
@@ -137,9 +153,14 @@ class Env:
         p = self.run("--once", "--dry-run", *extra, timeout=timeout)
         return parse_records(p.stdout), p.stderr.decode(errors="replace")
 
-    def start(self, *extra):
+    def upload_once(self, *extra, timeout=120):
+        """cwlogd --once (real upload); returns stderr."""
+        p = self.run("--once", *extra, timeout=timeout)
+        return p.stderr.decode(errors="replace")
+
+    def start(self, *extra, dry_run=True):
         """Start the daemon and wait until it has set up (signals are handled from then on)."""
-        d = Daemon(self, list(extra))
+        d = Daemon(self, (["--dry-run"] if dry_run else []) + list(extra))
         self.procs.append(d)
         d.wait_log("started:")
         return d
@@ -164,8 +185,9 @@ class Daemon:
         self.records = []
         self.stderr = []
         self.lock = threading.Lock()
-        self.p = subprocess.Popen([BIN, "--config", env.conf, "--dry-run"] + extra,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.p = subprocess.Popen([BIN, "--config", env.conf] + extra,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  env=env.agent_env())
         self.t_out = threading.Thread(target=self._read_out, daemon=True)
         self.t_err = threading.Thread(target=self._read_err, daemon=True)
         self.t_out.start()
@@ -199,6 +221,10 @@ class Daemon:
 
     def wait_count(self, n, timeout=20):
         self.wait_for(lambda r: len(r) >= n, timeout, "%d records" % n)
+
+    def log(self):
+        with self.lock:
+            return "".join(self.stderr)
 
     def wait_log(self, text, timeout=20):
         deadline = time.time() + timeout

@@ -202,6 +202,8 @@ static void test_drop_oldest_keeps_the_newest_and_counts_every_drop(void **state
     assert_int_equal(fx->s->st.dropped_events, 100 - kept);
     assert_int_equal(fx->s->st.dropped_bytes, (100 - kept) * strlen("event 000"));
     assert_int_equal(fx->s->st.drop_pending_events, 100 - kept);
+    assert_int_equal(fx->f->drop_events, 100 - kept);
+    assert_int_equal(fx->f->drop_bytes, (100 - kept) * strlen("event 000"));
     /* What is dropped counts as done: the checkpoint passes it. */
     assert_true(tail_checkpoint_offset(fx->f) > 0);
     buf out = {0};

@@ -1,0 +1,779 @@
+/* uploader.c: moves records from the sources' rings into per-stream batches
+ * and ships them with PutLogEvents: one request in flight per stream (order,
+ * bounded duplicates), streams in parallel, every limit of the API obeyed,
+ * and an acknowledgement for each record only after a 2xx. */
+#include "uploader.h"
+
+#include <time.h>
+
+#include "agent.h"
+#include "jsonstr.h"
+#include "source.h"
+
+#define BACKOFF_BASE_MS 250
+#define BACKOFF_CAP_MS 30000
+#define DENIED_BASE_MS 5000
+#define DENIED_CAP_MS 120000
+#define AGE_TICK_MS 100
+
+typedef struct ev {
+    int64_t ts;
+    uint32_t off, len, utf8; /* escaped bytes in the batch's data */
+    tailfile *f;             /* NULL for a marker or a leading piece of a split event */
+    uint64_t end;
+} ev;
+
+typedef struct batch {
+    struct batch *next;
+    ev *evs;
+    size_t n, cap;
+    buf data;
+    uint64_t bytes; /* sum of utf8 + 26 */
+    int64_t min_ts, max_ts;
+    int64_t born_ms; /* monotonic time of its first event */
+    uint64_t charge; /* bytes charged on the shared budget */
+    size_t *order;   /* body order: indices sorted by timestamp */
+    buf body;
+} batch;
+
+typedef enum stream_step {
+    STEP_IDLE,
+    STEP_CREATE_STREAM,
+    STEP_CREATE_GROUP,
+    STEP_RETENTION,
+    STEP_PUT,
+} stream_step;
+
+typedef struct upstream {
+    struct uploader *u;
+    struct upstream *next;
+    char *group, *stream;
+    batch *fill;           /* being filled */
+    batch *queue, *qtail;  /* full batches, head is the one being sent */
+    stream_step step;
+    bool busy;             /* a request is in flight or a retry is scheduled */
+    bool known;            /* exists: in the state db, created, or accepted a put */
+    bool waiting;          /* no credentials / region: resend when woken */
+    unsigned attempts;
+    cw_call *call;
+    loop_timer *retry;
+    buf req;               /* body of a create/retention request */
+    log_ratelimit rl;
+} upstream;
+
+typedef struct uploader {
+    output base;
+    agent *a;
+    cw_client *cw;
+    smap streams;
+    upstream *all;
+    loop_timer *age;
+    size_t filled;         /* streams whose fill has events */
+    uint64_t max_event;
+    uploader_stats st;
+} uploader;
+
+static const output_ops uploader_ops;
+static void send_next(upstream *s);
+static void start_put(upstream *s);
+static void put_done(cw_result r, const cw_error *err, const char *body, size_t len, void *ud);
+
+/* ---- batches ---- */
+
+static batch *batch_new(void)
+{
+    return xcalloc(1, sizeof(batch));
+}
+
+static void batch_free(uploader *u, batch *b)
+{
+    if (!b)
+        return;
+    u->a->budget.used -= MIN(u->a->budget.used, b->charge);
+    free(b->evs);
+    free(b->order);
+    buf_free(&b->data);
+    buf_free(&b->body);
+    free(b);
+}
+
+static bool batch_accepts(const batch *b, int64_t ts, uint32_t utf8)
+{
+    if (b->n == 0)
+        return true;
+    if (b->n + 1 > CW_MAX_BATCH_EVENTS)
+        return false;
+    if (b->bytes + utf8 + CW_EVENT_OVERHEAD > CW_MAX_BATCH_BYTES)
+        return false;
+    int64_t lo = MIN(b->min_ts, ts), hi = MAX(b->max_ts, ts);
+    return hi - lo <= CW_MAX_SPAN_MS;
+}
+
+static void batch_add(uploader *u, batch *b, int64_t ts, const char *esc, uint32_t len,
+                      uint32_t utf8, tailfile *f, uint64_t end)
+{
+    if (b->n == b->cap) {
+        b->cap = b->cap ? b->cap * 2 : 64;
+        b->evs = xrealloc(b->evs, b->cap * sizeof *b->evs);
+    }
+    if (b->n == 0) {
+        b->min_ts = b->max_ts = ts;
+        b->born_ms = now_monotonic_ms();
+    }
+    b->evs[b->n++] = (ev){.ts = ts, .off = (uint32_t)b->data.len, .len = len, .utf8 = utf8,
+                          .f = f, .end = end};
+    buf_append(&b->data, esc, len);
+    b->bytes += utf8 + CW_EVENT_OVERHEAD;
+    b->min_ts = MIN(b->min_ts, ts);
+    b->max_ts = MAX(b->max_ts, ts);
+    uint64_t cost = ring_record_cost(len);
+    b->charge += cost;
+    u->a->budget.used += cost;
+}
+
+static const batch *sort_batch;
+static int by_time(const void *x, const void *y)
+{
+    const ev *a = &sort_batch->evs[*(const size_t *)x], *b = &sort_batch->evs[*(const size_t *)y];
+    if (a->ts != b->ts)
+        return a->ts < b->ts ? -1 : 1;
+    return *(const size_t *)x < *(const size_t *)y ? -1 : 1; /* keep arrival order */
+}
+
+static void build_body(upstream *s, batch *b)
+{
+    free(b->order);
+    b->order = xmalloc(b->n * sizeof *b->order);
+    bool sorted = true;
+    for (size_t i = 0; i < b->n; i++) {
+        b->order[i] = i;
+        if (i && b->evs[i].ts < b->evs[i - 1].ts)
+            sorted = false;
+    }
+    if (!sorted) {
+        sort_batch = b;
+        qsort(b->order, b->n, sizeof *b->order, by_time);
+    }
+    b->body.len = 0;
+    buf_reserve(&b->body, b->data.len + b->n * 40 + 1024);
+    cw_body_put_begin(&b->body, s->group, s->stream);
+    for (size_t i = 0; i < b->n; i++) {
+        const ev *e = &b->evs[b->order[i]];
+        cw_body_put_event(&b->body, i == 0, e->ts, b->data.data + e->off, e->len);
+    }
+    cw_body_put_end(&b->body);
+}
+
+/* ---- streams ---- */
+
+static upstream *stream_for(uploader *u, tailfile *f)
+{
+    if (f->upload_stream)
+        return f->upload_stream;
+    _cleanup_free_ char *key = xasprintf("%s\n%s", f->group, f->stream);
+    upstream *s = smap_get(&u->streams, key);
+    if (!s) {
+        s = xcalloc(1, sizeof *s);
+        s->u = u;
+        s->group = xstrdup(f->group);
+        s->stream = xstrdup(f->stream);
+        s->fill = batch_new();
+        s->rl = (log_ratelimit){.interval_ms = 60000, .burst = 3};
+        s->known = u->a->cp && checkpoint_stream_known(u->a->cp, s->group, s->stream);
+        s->next = u->all;
+        u->all = s;
+        smap_put(&u->streams, key, s);
+        u->st.streams++;
+    }
+    f->upload_stream = s;
+    return s;
+}
+
+static void stream_free(upstream *s)
+{
+    cw_cancel(s->call);
+    loop_timer_free(s->retry);
+    batch_free(s->u, s->fill);
+    while (s->queue) {
+        batch *b = s->queue;
+        s->queue = b->next;
+        batch_free(s->u, b);
+    }
+    buf_free(&s->req);
+    free(s->group);
+    free(s->stream);
+    free(s);
+}
+
+static void arm_age(uploader *u)
+{
+    if (u->filled > 0 && !loop_timer_armed(u->age))
+        loop_timer_arm(u->age, AGE_TICK_MS, AGE_TICK_MS);
+}
+
+/* Move the fill batch to the send queue. */
+static void seal(upstream *s)
+{
+    if (s->fill->n == 0)
+        return;
+    batch *b = s->fill;
+    s->fill = batch_new();
+    s->u->filled--;
+    if (s->qtail)
+        s->qtail->next = b;
+    else
+        s->queue = b;
+    s->qtail = b;
+    if (!s->busy)
+        send_next(s);
+}
+
+static void add_event(upstream *s, int64_t ts, const char *esc, uint32_t len, uint32_t utf8,
+                      tailfile *f, uint64_t end)
+{
+    if (s->fill->n == 0)
+        s->u->filled++;
+    batch_add(s->u, s->fill, ts, esc, len, utf8, f, end);
+    arm_age(s->u);
+}
+
+static void format_time(char *out, size_t n, int64_t ms)
+{
+    time_t sec = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&sec, &tm);
+    size_t k = strftime(out, n, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + k, n - k, ".%03dZ", (int)(ms % 1000));
+}
+
+/* The marker that announces drops in the stream where the dropped events
+ * were going. */
+static void add_marker(upstream *s, tailfile *f)
+{
+    char t1[40], t2[40], msg[512];
+    format_time(t1, sizeof t1, f->drop_first_ms);
+    format_time(t2, sizeof t2, f->drop_last_ms);
+    int n = snprintf(msg, sizeof msg, "cwlogd: dropped %llu events (%llu bytes) from %s between %s "
+                     "and %s",
+                     (unsigned long long)f->drop_events, (unsigned long long)f->drop_bytes,
+                     f->src->name, t1, t2);
+    buf esc = {0};
+    size_t utf8;
+    jsonstr_escape(&esc, msg, (size_t)n, &utf8);
+    if (!batch_accepts(s->fill, f->drop_last_ms, (uint32_t)utf8))
+        seal(s);
+    add_event(s, f->drop_last_ms, esc.data, (uint32_t)esc.len, (uint32_t)utf8, NULL, 0);
+    buf_free(&esc);
+    f->src->st.drop_pending_events -= MIN(f->src->st.drop_pending_events, f->drop_events);
+    f->drop_events = f->drop_bytes = 0;
+    s->u->st.markers++;
+}
+
+/* ---- pulling from rings ---- */
+
+static void uploader_kick(output *o, source *src)
+{
+    uploader *u = (uploader *)o;
+    const record *r;
+    while ((r = ring_peek(src->ring))) {
+        tailfile *f = r->owner;
+        upstream *s = stream_for(u, f);
+        if (!batch_accepts(s->fill, r->timestamp_ms, r->utf8_len + 600)) {
+            /* Room for the record and a possible marker, or the fill is sealed;
+             * while the stream still has a batch queued, the source waits. */
+            if (s->queue)
+                break;
+            seal(s);
+        }
+        if (f->drop_events > 0)
+            add_marker(s, f);
+        add_event(s, r->timestamp_ms, r->msg, r->esc_len, r->utf8_len, f, r->end_offset);
+        tail_record_taken(f);
+        ring_pop(src->ring);
+    }
+    source_resume(src);
+}
+
+/* Drops whose files sent nothing since: announce them anyway. */
+static void announce_idle_drops(uploader *u)
+{
+    for (size_t i = 0; i < u->a->n_sources; i++) {
+        source *src = u->a->sources[i];
+        if (src->st.drop_pending_events == 0)
+            continue;
+        for (tailfile *f = src->files; f; f = f->next)
+            if (f->drop_events > 0 && f->in_ring == 0)
+                add_marker(stream_for(u, f), f);
+    }
+}
+
+static void age_cb(loop *l, void *userdata)
+{
+    uploader *u = userdata;
+    announce_idle_drops(u);
+    int64_t now = now_monotonic_ms();
+    int64_t limit = (int64_t)u->a->cfg->flush_interval_ms;
+    for (upstream *s = u->all; s; s = s->next)
+        if (s->fill->n > 0 && now - s->fill->born_ms >= limit && !s->queue)
+            seal(s);
+    if (u->filled == 0)
+        loop_timer_disarm(u->age);
+}
+
+static void kick_all(uploader *u)
+{
+    for (size_t i = 0; i < u->a->n_sources; i++)
+        if (ring_count(u->a->sources[i]->ring) > 0)
+            agent_records_ready(u->a, u->a->sources[i]);
+}
+
+/* ---- sending ---- */
+
+static uint64_t backoff_ms(unsigned attempts, uint64_t base, uint64_t cap)
+{
+    uint64_t d = base;
+    for (unsigned i = 0; i < attempts && d < cap; i++)
+        d *= 2;
+    d = MIN(d, cap);
+    /* Full jitter over the upper half: streams that failed together spread out. */
+    return d / 2 + (uint64_t)random() % (d / 2 + 1);
+}
+
+static void retry_cb(loop *l, void *userdata)
+{
+    upstream *s = userdata;
+    s->busy = false;
+    send_next(s);
+}
+
+static void schedule_retry(upstream *s, uint64_t base, uint64_t cap)
+{
+    if (s->u->a->stopping) {
+        /* Stopping: no retries; what is left is read again after the restart. */
+        s->busy = false;
+        s->step = STEP_IDLE;
+        agent_output_progress(s->u->a);
+        return;
+    }
+    s->busy = true;
+    if (!s->retry)
+        s->retry = loop_timer_new(s->u->a->loop, retry_cb, s);
+    uint64_t d = backoff_ms(s->attempts++, base, cap);
+    s->u->st.retries++;
+    loop_timer_arm(s->retry, d, 0);
+}
+
+static void log_failure(upstream *s, const char *what, const cw_error *err)
+{
+    uint64_t suppressed;
+    if (!log_ratelimit_ok(&s->rl, &suppressed))
+        return;
+    log_warning("cloudwatch: %s %s / %s failed: %s%s%s (HTTP %ld)%s%s; retrying", what, s->group,
+                s->stream, err->type[0] ? err->type : cw_strerror(err->kind),
+                err->message[0] ? ": " : "", err->message, err->status,
+                err->kind == CW_CLOCK ? " - is this host's clock right?" : "",
+                suppressed ? " (repeated failures not logged)" : "");
+}
+
+static int send_op(upstream *s, const char *op, const buf *body, cw_done_fn fn)
+{
+    s->call = NULL;
+    int r = cw_send(s->u->cw, op, body->data, body->len, fn, s, &s->call);
+    if (r < 0) {
+        /* No credentials or no region yet: uploader_wake() resends. */
+        s->waiting = true;
+        s->busy = false;
+        return r;
+    }
+    s->busy = true;
+    s->u->st.requests++;
+    return 0;
+}
+
+static void create_stream_done(cw_result r, const cw_error *err, const char *body, size_t len,
+                               void *ud);
+
+static void start_create_stream(upstream *s)
+{
+    s->step = STEP_CREATE_STREAM;
+    s->req.len = 0;
+    cw_body_create_stream(&s->req, s->group, s->stream);
+    send_op(s, "CreateLogStream", &s->req, create_stream_done);
+}
+
+static void retention_done(cw_result r, const cw_error *err, const char *body, size_t len,
+                           void *ud)
+{
+    upstream *s = ud;
+    s->call = NULL;
+    if (r != CW_OK)
+        log_warning("cloudwatch: cannot set retention of %s to %d days: %s", s->group,
+                    s->u->a->cfg->retention_days, err->message[0] ? err->message : cw_strerror(r));
+    start_create_stream(s);
+}
+
+static void create_group_done(cw_result r, const cw_error *err, const char *body, size_t len,
+                              void *ud)
+{
+    upstream *s = ud;
+    s->call = NULL;
+    if (r == CW_OK && s->u->a->cfg->retention_days > 0) {
+        log_info("cloudwatch: created log group %s", s->group);
+        s->step = STEP_RETENTION;
+        s->req.len = 0;
+        cw_body_retention(&s->req, s->group, s->u->a->cfg->retention_days);
+        send_op(s, "PutRetentionPolicy", &s->req, retention_done);
+        return;
+    }
+    if (r == CW_OK || r == CW_ALREADY_EXISTS) {
+        if (r == CW_OK)
+            log_info("cloudwatch: created log group %s", s->group);
+        start_create_stream(s);
+        return;
+    }
+    if (r == CW_AUTH)
+        creds_invalidate(s->u->a->creds);
+    log_failure(s, "CreateLogGroup", err);
+    s->step = STEP_IDLE;
+    schedule_retry(s, r == CW_DENIED ? DENIED_BASE_MS : BACKOFF_BASE_MS,
+                   r == CW_DENIED ? DENIED_CAP_MS : BACKOFF_CAP_MS);
+}
+
+static void create_stream_done(cw_result r, const cw_error *err, const char *body, size_t len,
+                               void *ud)
+{
+    upstream *s = ud;
+    s->call = NULL;
+    if (r == CW_OK || r == CW_ALREADY_EXISTS) {
+        s->known = true;
+        if (s->u->a->cp)
+            checkpoint_put_stream(s->u->a->cp, s->group, s->stream);
+        start_put(s);
+        return;
+    }
+    if (r == CW_NOT_FOUND) {
+        if (s->u->a->cfg->create_group) {
+            s->step = STEP_CREATE_GROUP;
+            s->req.len = 0;
+            cw_body_create_group(&s->req, s->group);
+            send_op(s, "CreateLogGroup", &s->req, create_group_done);
+            return;
+        }
+        uint64_t suppressed;
+        if (log_ratelimit_ok(&s->rl, &suppressed))
+            log_error("cloudwatch: log group %s does not exist and create_group = false; "
+                      "records for %s wait",
+                      s->group, s->stream);
+    } else {
+        if (r == CW_AUTH)
+            creds_invalidate(s->u->a->creds);
+        log_failure(s, "CreateLogStream", err);
+    }
+    s->step = STEP_IDLE;
+    schedule_retry(s, r == CW_DENIED || r == CW_NOT_FOUND ? DENIED_BASE_MS : BACKOFF_BASE_MS,
+                   r == CW_DENIED || r == CW_NOT_FOUND ? DENIED_CAP_MS : BACKOFF_CAP_MS);
+}
+
+static void start_put(upstream *s)
+{
+    batch *b = s->queue;
+    s->step = STEP_PUT;
+    if (b->body.len == 0)
+        build_body(s, b);
+    send_op(s, "PutLogEvents", &b->body, put_done);
+}
+
+static void send_next(upstream *s)
+{
+    if (s->busy || !s->queue)
+        return;
+    s->waiting = false;
+    if (!s->known)
+        start_create_stream(s);
+    else
+        start_put(s);
+}
+
+/* The head batch is done with: acknowledge its records in the order they
+ * were read, release it, send the next one. */
+static void finish_head(upstream *s, size_t rejected)
+{
+    uploader *u = s->u;
+    batch *b = s->queue;
+    s->queue = b->next;
+    if (!s->queue)
+        s->qtail = NULL;
+    for (size_t i = 0; i < b->n; i++) {
+        ev *e = &b->evs[i];
+        if (!e->f)
+            continue;
+        e->f->src->st.delivered++;
+        tail_record_done(e->f, e->end, false);
+    }
+    u->st.events_sent += b->n - rejected;
+    batch_free(u, b);
+    s->attempts = 0;
+    s->busy = false;
+    s->step = STEP_IDLE;
+    if (s->fill->n > 0 && !s->queue &&
+        (s->fill->bytes + 8192 > CW_MAX_BATCH_BYTES ||
+         now_monotonic_ms() - s->fill->born_ms >= (int64_t)u->a->cfg->flush_interval_ms))
+        seal(s);
+    send_next(s);
+    kick_all(u);
+    agent_output_progress(u->a);
+}
+
+static void count_rejected(upstream *s, batch *b, size_t from, size_t to, const char *why)
+{
+    for (size_t i = from; i < to && i < b->n; i++) {
+        ev *e = &b->evs[b->order[i]];
+        if (e->f)
+            e->f->src->st.rejected++;
+        s->u->st.rejected++;
+    }
+    if (to > from)
+        log_warning("cloudwatch: %s / %s: %zu event(s) rejected as %s", s->group, s->stream,
+                    MIN(to, b->n) - from, why);
+}
+
+/* Replace the head batch by two halves: isolates the event the service
+ * refuses without ever sending the same batch again. */
+static void split_head(upstream *s)
+{
+    uploader *u = s->u;
+    batch *b = s->queue;
+    batch *x = batch_new(), *y = batch_new();
+    size_t half = b->n / 2;
+    for (size_t i = 0; i < b->n; i++) {
+        ev *e = &b->evs[i];
+        batch_add(u, i < half ? x : y, e->ts, b->data.data + e->off, e->len, e->utf8, e->f,
+                  e->end);
+    }
+    x->next = y;
+    y->next = b->next;
+    s->queue = x;
+    if (s->qtail == b)
+        s->qtail = y;
+    batch_free(u, b);
+}
+
+/* Split every event longer than `limit` into pieces; only the last piece
+ * carries the record's acknowledgement. */
+static void resplit_head(upstream *s, uint64_t limit)
+{
+    uploader *u = s->u;
+    batch *b = s->queue, *nb = batch_new();
+    for (size_t i = 0; i < b->n; i++) {
+        ev *e = &b->evs[i];
+        const char *esc = b->data.data + e->off;
+        size_t done = 0;
+        while (done < e->len) {
+            size_t piece_utf8;
+            size_t cut = e->utf8 <= limit ? e->len - done
+                                         : jsonstr_cut(esc + done, e->len - done, limit, &piece_utf8);
+            if (e->utf8 <= limit)
+                piece_utf8 = e->utf8;
+            if (cut == 0)
+                cut = e->len - done;
+            bool last = done + cut == e->len;
+            batch_add(u, nb, e->ts, esc + done, (uint32_t)cut, (uint32_t)piece_utf8,
+                      last ? e->f : NULL, e->end);
+            done += cut;
+        }
+    }
+    /* More events may now exceed a batch's limits: split until each fits. */
+    nb->next = b->next;
+    s->queue = nb;
+    if (s->qtail == b)
+        s->qtail = nb;
+    batch_free(u, b);
+}
+
+static bool batch_fits(const batch *b)
+{
+    return b->n <= CW_MAX_BATCH_EVENTS && b->bytes <= CW_MAX_BATCH_BYTES &&
+           b->max_ts - b->min_ts <= CW_MAX_SPAN_MS;
+}
+
+static void put_done(cw_result r, const cw_error *err, const char *body, size_t len, void *ud)
+{
+    upstream *s = ud;
+    uploader *u = s->u;
+    batch *b = s->queue;
+    s->call = NULL;
+    switch (r) {
+    case CW_OK: {
+        cw_put_result pr;
+        size_t rejected = 0;
+        if (cw_parse_put_response(body, len, &pr) < 0) {
+            log_warning("cloudwatch: PutLogEvents to %s / %s answered %ld with a body that is "
+                        "not the expected JSON; taking it as accepted",
+                        s->group, s->stream, err->status);
+        } else {
+            if (pr.too_new_start >= 0) {
+                count_rejected(s, b, (size_t)pr.too_new_start, b->n, "too new (over 2 h ahead)");
+                rejected += b->n - MIN(b->n, (size_t)pr.too_new_start);
+            }
+            if (pr.too_old_end >= 0) {
+                count_rejected(s, b, 0, (size_t)pr.too_old_end, "too old (over 14 days)");
+                rejected += MIN(b->n, (size_t)pr.too_old_end);
+            }
+            if (pr.expired_end >= 0) {
+                count_rejected(s, b, 0, (size_t)pr.expired_end, "older than the retention");
+                rejected += MIN(b->n, (size_t)pr.expired_end);
+            }
+        }
+        if (!s->known) {
+            s->known = true;
+            if (u->a->cp)
+                checkpoint_put_stream(u->a->cp, s->group, s->stream);
+        }
+        finish_head(s, MIN(rejected, b->n));
+        return;
+    }
+    case CW_NOT_FOUND:
+        s->known = false;
+        if (u->a->cp)
+            checkpoint_forget_stream(u->a->cp, s->group, s->stream);
+        s->busy = false;
+        start_create_stream(s);
+        return;
+    case CW_EVENT_TOO_LARGE:
+        if (err->limit >= 1024 && err->limit < u->max_event) {
+            log_warning("cloudwatch: the service's event size limit is %llu bytes: splitting "
+                        "longer events from now on",
+                        (unsigned long long)err->limit);
+            u->max_event = err->limit;
+            u->a->cfg->max_event_size = err->limit;
+            resplit_head(s, err->limit);
+            s->busy = false;
+            while (!batch_fits(s->queue))
+                split_head(s);
+            send_next(s);
+            return;
+        }
+        /* a limit we cannot use: treat the batch as invalid */
+        __attribute__((fallthrough));
+    case CW_INVALID:
+        if (b->n > 1) {
+            log_warning("cloudwatch: %s / %s: batch of %zu refused (%s); splitting it to find "
+                        "the event",
+                        s->group, s->stream, b->n, err->message);
+            split_head(s);
+            s->busy = false;
+            send_next(s);
+            return;
+        }
+        log_error("cloudwatch: %s / %s: event refused for good and dropped: %s", s->group,
+                  s->stream, err->message);
+        if (b->evs[0].f)
+            b->evs[0].f->src->st.rejected++;
+        u->st.rejected++;
+        finish_head(s, 1);
+        return;
+    case CW_AUTH:
+        creds_invalidate(u->a->creds);
+        log_failure(s, "PutLogEvents", err);
+        schedule_retry(s, 1000, BACKOFF_CAP_MS);
+        return;
+    case CW_CLOCK:
+        log_error("cloudwatch: request refused as %s: is this host's clock right? (%s)",
+                  err->type, err->message);
+        schedule_retry(s, 1000, BACKOFF_CAP_MS);
+        return;
+    case CW_DENIED:
+        log_failure(s, "PutLogEvents", err);
+        schedule_retry(s, DENIED_BASE_MS, DENIED_CAP_MS);
+        return;
+    default:
+        log_failure(s, "PutLogEvents", err);
+        schedule_retry(s, BACKOFF_BASE_MS, BACKOFF_CAP_MS);
+        return;
+    }
+}
+
+/* ---- the output interface ---- */
+
+static size_t uploader_in_flight(const output *o)
+{
+    const uploader *u = (const uploader *)o;
+    size_t n = 0;
+    for (const upstream *s = u->all; s; s = s->next)
+        n += s->call != NULL;
+    return n;
+}
+
+static bool uploader_idle(const output *o)
+{
+    const uploader *u = (const uploader *)o;
+    for (const upstream *s = u->all; s; s = s->next)
+        if (s->fill->n || s->queue || s->busy)
+            return false;
+    return true;
+}
+
+static int uploader_flush(output *o)
+{
+    return 0; /* acknowledgements come from the service: nothing to write */
+}
+
+static void uploader_send_all(output *o)
+{
+    uploader *u = (uploader *)o;
+    announce_idle_drops(u);
+    for (upstream *s = u->all; s; s = s->next)
+        if (!s->queue)
+            seal(s);
+}
+
+void uploader_wake(output *o)
+{
+    uploader *u = (uploader *)o;
+    for (upstream *s = u->all; s; s = s->next)
+        if (s->waiting && !s->busy)
+            send_next(s);
+}
+
+static void uploader_free(output *o)
+{
+    uploader *u = (uploader *)o;
+    while (u->all) {
+        upstream *s = u->all;
+        u->all = s->next;
+        stream_free(s);
+    }
+    smap_clear(&u->streams);
+    loop_timer_free(u->age);
+    free(u);
+}
+
+uint64_t uploader_max_event(const output *o)
+{
+    return ((const uploader *)o)->max_event;
+}
+
+const uploader_stats *uploader_get_stats(const output *o)
+{
+    return &((const uploader *)o)->st;
+}
+
+static const output_ops uploader_ops = {
+    .kick = uploader_kick,
+    .idle = uploader_idle,
+    .in_flight = uploader_in_flight,
+    .flush = uploader_flush,
+    .send_all = uploader_send_all,
+    .free = uploader_free,
+};
+
+output *uploader_new(agent *a, cw_client *cw)
+{
+    uploader *u = xcalloc(1, sizeof *u);
+    u->base.ops = &uploader_ops;
+    u->a = a;
+    u->cw = cw;
+    u->max_event = a->cfg->max_event_size;
+    u->age = loop_timer_new(a->loop, age_cb, u);
+    return &u->base;
+}

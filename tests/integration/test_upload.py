@@ -1,0 +1,239 @@
+"""Delivery to CloudWatch Logs against the fake IMDSv2 + CloudWatch endpoint
+(tests/fake_aws.py): exactly-once delivery, credentials from IMDSv2, group and
+stream creation, faults, outages with both buffer policies, event splitting,
+rejected events, and signature failures that show in the agent's log."""
+
+import collections
+import os
+import signal
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import Container, Env, main  # noqa: E402
+import unittest  # noqa: E402
+from fake_aws import FakeAWS  # noqa: E402
+
+NOW_NS = time.time_ns()
+
+
+def fixture_lines(n, prefix="m"):
+    return ["%s%05d" % (prefix, i) for i in range(n)]
+
+
+def by_stream(events):
+    d = collections.defaultdict(list)
+    for e in events:
+        d[(e["group"], e["stream"])].append(e["message"])
+    return d
+
+
+class Upload(unittest.TestCase):
+    def fake(self, **kw):
+        f = FakeAWS(seed=7, **kw)
+        f.start()
+        self.addCleanup(f.stop)
+        return f
+
+    def env_for(self, fake, sources=None, cw_extra="", agent_extra=""):
+        env = Env(self)
+        srcs = sources or {"containers": env.docker_source(
+            group="/ecs/{ecs_cluster}", stream="{container_name}/{container_id_short}")}
+        flush = "" if "flush_interval" in cw_extra else "flush_interval = 200ms\n"
+        env.write_config(srcs, agent_extra=agent_extra,
+                         cloudwatch_extra=env.cloudwatch_keys(fake, flush + cw_extra))
+        return env
+
+    def test_every_event_delivered_once_with_names_times_and_exact_bytes(self):
+        fake = self.fake()
+        env = self.env_for(fake)
+        a = Container(env.containers, name="web", labels={"com.amazonaws.ecs.cluster": "prod"})
+        b = Container(env.containers, name="api", labels={"com.amazonaws.ecs.cluster": "prod"})
+        tricky = ["unicode é 日本 😀", 'quote " backslash \\ tab \t', "<b>&amp;</b>",
+                  "ctl \x01\x1f", "x" * 20000]
+        a.write_lines(fixture_lines(3000, "a") + tricky, ts_ns=NOW_NS)
+        b.write("part one " * 2000, ts_ns=NOW_NS)          # a partial entry
+        b.write("and its end\n", ts_ns=NOW_NS)
+        b.write_lines(fixture_lines(500, "b"), ts_ns=NOW_NS + 1_000_000)
+        err = env.upload_once()
+        got = by_stream(fake.events())
+        self.assertEqual(got[("/ecs/prod", "web/" + a.id[:12])], fixture_lines(3000, "a") + tricky)
+        self.assertEqual(got[("/ecs/prod", "api/" + b.id[:12])],
+                         ["part one " * 2000 + "and its end"] + fixture_lines(500, "b"))
+        ev = fake.events()[0]
+        self.assertEqual(ev["timestamp"], NOW_NS // 1_000_000)
+        self.assertIn("imds", err)  # credentials came from the instance role
+        # A second run sends nothing and creates nothing.
+        before = fake.requests()["total"]
+        env.upload_once()
+        ops = [l["op"] for l in fake.requests()["log"][before:]]
+        self.assertNotIn("PutLogEvents", ops)
+        self.assertNotIn("CreateLogStream", ops)
+
+    def test_group_created_with_retention_and_streams_remembered(self):
+        fake = self.fake()
+        env = self.env_for(fake, cw_extra="retention_days = 14\n")
+        c = Container(env.containers, name="svc", labels={"com.amazonaws.ecs.cluster": "c1"})
+        c.write_lines(["one"], ts_ns=NOW_NS)
+        env.upload_once()
+        state = fake.state()["groups"]
+        self.assertEqual(state["/ecs/c1"]["retentionInDays"], 14)
+        c.write_lines(["two"], ts_ns=NOW_NS)
+        before = fake.requests()["total"]
+        env.upload_once()
+        ops = [l["op"] for l in fake.requests()["log"][before:] if not l["op"].startswith("imds")]
+        self.assertEqual(ops, ["PutLogEvents"])  # known from the state db: no create
+        self.assertEqual([e["message"] for e in fake.events()], ["one", "two"])
+
+    def test_recovers_from_each_fault_without_loss(self):
+        for kind in ["throttle", "503", "500", "reset_before", "close", "latency", "reset_after"]:
+            with self.subTest(kind=kind):
+                fake = self.fake()
+                rule = {"op": "PutLogEvents", "kind": kind, "count": 2}
+                if kind == "latency":
+                    rule["seconds"] = 1
+                fake.set_faults([rule])
+                env = self.env_for(fake)
+                c = Container(env.containers, name="f")
+                c.write_lines(fixture_lines(200), ts_ns=NOW_NS)
+                env.upload_once()
+                msgs = [e["message"] for e in fake.events()]
+                self.assertEqual(set(msgs), set(fixture_lines(200)))
+                dups = len(msgs) - 200
+                caused = fake.requests()["reset_after"]["events"]
+                self.assertEqual(dups, caused, "duplicates beyond what reset_after caused")
+                if kind == "reset_after":
+                    self.assertGreater(caused, 0)
+
+    def test_imds_credentials_rotate_during_a_run(self):
+        fake = self.fake(credential_lifetime=60)
+        env = self.env_for(fake)
+        c = Container(env.containers, name="rot")
+        d = env.start(dry_run=False)
+        first_key = fake.current_credentials().access_key_id
+        sent = 0
+        deadline = time.time() + 75
+        while time.time() < deadline:
+            c.write_lines(fixture_lines(10, "r%03d-" % sent), ts_ns=time.time_ns())
+            sent += 1
+            time.sleep(2.5)
+        fake.wait_events(sent * 10, timeout=20)
+        self.assertEqual(d.stop(), 0)
+        self.assertNotEqual(fake.current_credentials().access_key_id, first_key)
+        msgs = [e["message"] for e in fake.events()]
+        self.assertEqual(len(msgs), sent * 10)
+        self.assertEqual(len(set(msgs)), sent * 10)
+        errors = fake.requests()["ops"].get("PutLogEvents", {}).get("errors", {})
+        self.assertNotIn("ExpiredTokenException", errors)
+
+    def test_outage_blocking_source_loses_nothing(self):
+        fake = self.fake()
+        env = self.env_for(fake, sources=None)
+        env.write_config({"containers": Env.docker_source(env, max_buffer_size="16k")},
+                         cloudwatch_extra=env.cloudwatch_keys(fake, "flush_interval = 200ms\n"))
+        c = Container(env.containers, name="blk")
+        fake.set_faults([{"op": "logs", "kind": "outage", "seconds": 4}])
+        d = env.start(dry_run=False)
+        c.write_lines(fixture_lines(3000), ts_ns=NOW_NS)
+        fake.wait_events(3000, timeout=40)
+        self.assertEqual(d.stop(), 0)
+        self.assertEqual([e["message"] for e in fake.events()], fixture_lines(3000))
+
+    def test_outage_non_blocking_source_drops_with_exact_count_and_marker(self):
+        fake = self.fake()
+        env = self.env_for(fake)
+        env.write_config({"containers": Env.docker_source(
+            env, mode="non-blocking", max_buffer_size="16k", group="g", stream="s")},
+            agent_extra="total_buffer_limit = 64k\n",
+            cloudwatch_extra=env.cloudwatch_keys(fake, "flush_interval = 200ms\n"))
+        c = Container(env.containers, name="nb")
+        fake.set_faults([{"op": "logs", "kind": "outage", "seconds": 4}])
+        d = env.start(dry_run=False)
+        c.write_lines(fixture_lines(5000), ts_ns=NOW_NS)
+        time.sleep(6)
+        c.write_lines(["after the outage"], ts_ns=NOW_NS + 10**9)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            msgs = [e["message"] for e in fake.events()]
+            if "after the outage" in msgs:
+                break
+            time.sleep(0.2)
+        self.assertEqual(d.stop(), 0)
+        msgs = [e["message"] for e in fake.events()]
+        markers = [m for m in msgs if m.startswith("cwlogd: dropped ")]
+        data = [m for m in msgs if not m.startswith("cwlogd: dropped ")]
+        self.assertTrue(markers, "no drop marker")
+        dropped = sum(int(m.split()[2]) for m in markers)
+        self.assertGreater(dropped, 0)
+        self.assertEqual(len(data) - 1 + dropped, 5000, "delivered + dropped must add up")
+        self.assertEqual(len(set(data)), len(data))
+        self.assertIn("from containers between", markers[0])
+        self.assertIn("dropping", d.log())
+
+    def test_oversized_events_are_split_to_the_learnt_limit(self):
+        fake = self.fake(max_event_size=4096)
+        env = self.env_for(fake)
+        c = Container(env.containers, name="big")
+        big = "é" * 5000  # 10000 bytes
+        c.write_lines([big, "small"], ts_ns=NOW_NS)
+        err = env.upload_once()
+        msgs = [e["message"] for e in fake.events()]
+        self.assertEqual("".join(msgs[:-1]), big)
+        self.assertTrue(all(len(m.encode()) <= 4096 for m in msgs))
+        self.assertEqual(msgs[-1], "small")
+        self.assertIn("limit is 4096", err)
+
+    def test_too_old_events_are_counted_as_rejected_and_passed(self):
+        fake = self.fake()
+        env = self.env_for(fake)
+        c = Container(env.containers, name="old")
+        old = NOW_NS - 20 * 86400 * 10**9
+        c.write_lines(["ancient 1", "ancient 2"], ts_ns=old)
+        c.write_lines(["fresh"], ts_ns=NOW_NS)
+        err = env.upload_once()
+        self.assertEqual([e["message"] for e in fake.events()], ["fresh"])
+        self.assertIn("2 event(s) rejected as too old", err)
+        env.upload_once()  # checkpoint moved past them: nothing again
+        self.assertEqual(len(fake.events()), 1)
+
+    def test_wrong_secret_fails_loudly(self):
+        fake = self.fake(static_credentials=[("AKIDTEST", "right-secret")])
+        env = self.env_for(fake, cw_extra="access_key_id = AKIDTEST\nsecret_access_key = S3cr3t-Wr0ng\n")
+        c = Container(env.containers, name="auth")
+        c.write_lines(["x"], ts_ns=NOW_NS)
+        d = env.start(dry_run=False)
+        d.wait_log("InvalidSignatureException", timeout=20)
+        d.stop()
+        self.assertEqual(fake.events(), [])
+        self.assertNotIn("S3cr3t-Wr0ng", d.log())  # secrets never reach a log line
+
+    def test_clock_off_by_an_hour_fails_loudly(self):
+        fake = self.fake()
+        fake.config(clock_offset=3600)
+        env = self.env_for(fake)
+        c = Container(env.containers, name="clk")
+        c.write_lines(["x"], ts_ns=NOW_NS)
+        d = env.start(dry_run=False)
+        d.wait_log("clock", timeout=30)
+        d.stop()
+        self.assertIn("Signature", d.log())
+
+    def test_sigterm_delivers_what_is_buffered(self):
+        fake = self.fake()
+        env = self.env_for(fake, cw_extra="flush_interval = 1h\n")
+        c = Container(env.containers, name="term")
+        d = env.start(dry_run=False)
+        c.write_lines(fixture_lines(100), ts_ns=NOW_NS)
+        time.sleep(1)
+        self.assertEqual(fake.events(), [])  # still batching (flush_interval = 1h)
+        d.signal(signal.SIGTERM)
+        self.assertEqual(d.stop(), 0)
+        self.assertEqual([e["message"] for e in fake.events()], fixture_lines(100))
+        d2 = env.start(dry_run=False)
+        time.sleep(1)
+        d2.stop()
+        self.assertEqual(len(fake.events()), 100)
+
+
+if __name__ == "__main__":
+    main()
