@@ -51,7 +51,7 @@ def generate(root, lines, containers, seed=1):
                 "com.amazonaws.ecs.container-name": "app-%d" % c,
                 "com.amazonaws.ecs.task-arn": "arn:aws:ecs:us-east-1:1:task/bench/%032x" % c}}}, f)
         files.append(open(os.path.join(d, cid + "-json.log"), "w"))
-    ts = 1732440000_000000000
+    ts = time.time_ns() - lines * 1000  # recent: CloudWatch refuses events over 14 days old
     total = 0
     for i in range(lines):
         s = line_for(i, ts + i * 1000, rng)

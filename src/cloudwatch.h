@@ -88,3 +88,6 @@ const char *cw_client_url(const cw_client *cl);
 int cw_send(cw_client *cl, const char *op, const void *body, size_t len, cw_done_fn fn,
             void *userdata, cw_call **out);
 void cw_cancel(cw_call *call);
+/* The cw_call handle is valid until its callback starts; cw_cancel() on it from
+ * inside its own callback is a no-op. cw_client_free() cancels every call still
+ * in flight without calling back, and may be called from a callback. */

@@ -20,7 +20,9 @@
 #define ECS_TIMEOUT_MS 5000
 #define CREDS_MAX_RESPONSE (64u * 1024)
 #define REFRESH_BEFORE_MS (5 * 60 * 1000)
-#define REFRESH_MIN_DELAY_MS 1000
+/* Small enough to catch short-lived sets near their end (fetches halve the
+ * remaining time), large enough not to spin. */
+#define REFRESH_MIN_DELAY_MS 100
 #define BACKOFF_FIRST_MS 1000
 #define BACKOFF_MAX_MS 60000
 #define INVALIDATE_MIN_INTERVAL_MS 5000
@@ -177,8 +179,19 @@ static void on_timer(loop *l, void *userdata)
     fetch(c);
 }
 
+static void failed(creds *c, int err, const char *what);
+
 static void succeeded(creds *c, credentials *k)
 {
+    if (k->expiration_ms && k->expiration_ms <= now_realtime_ms()) {
+        /* Asking again at once would get the same: back off instead. */
+        char what[256];
+        snprintf(what, sizeof what, "%s: gave credentials that have already expired",
+                 c->where);
+        credentials_clear(k);
+        failed(c, -EPROTO, what);
+        return;
+    }
     c->fetching = false;
     c->backoff_ms = 0;
     if (!install(c, k))

@@ -18,22 +18,25 @@
 
 typedef struct ev {
     int64_t ts;
-    uint32_t off, len, utf8; /* escaped bytes in the batch's data */
+    uint32_t off, len, utf8; /* the escaped message inside the batch's body */
     tailfile *f;             /* NULL for a marker or a leading piece of a split event */
     uint64_t end;
 } ev;
 
+/* A batch is its PutLogEvents body, built as events arrive, so each message
+ * is copied once, from the ring into the request; `evs` index into it. */
 typedef struct batch {
     struct batch *next;
     ev *evs;
     size_t n, cap;
-    buf data;
-    uint64_t bytes; /* sum of utf8 + 26 */
+    buf body;
+    bool ended;      /* the closing "]}" is written: ready to send */
+    bool sorted;     /* events arrived in time order */
+    uint64_t bytes;  /* sum of utf8 + 26: what the service counts */
     int64_t min_ts, max_ts;
     int64_t born_ms; /* monotonic time of its first event */
     uint64_t charge; /* bytes charged on the shared budget */
-    size_t *order;   /* body order: indices sorted by timestamp */
-    buf body;
+    size_t *order;   /* with !sorted: body order to arrival index */
 } batch;
 
 typedef enum stream_step {
@@ -82,7 +85,9 @@ static void put_done(cw_result r, const cw_error *err, const char *body, size_t 
 
 static batch *batch_new(void)
 {
-    return xcalloc(1, sizeof(batch));
+    batch *b = xcalloc(1, sizeof(batch));
+    b->sorted = true;
+    return b;
 }
 
 static void batch_free(uploader *u, batch *b)
@@ -92,7 +97,6 @@ static void batch_free(uploader *u, batch *b)
     u->a->budget.used -= MIN(u->a->budget.used, b->charge);
     free(b->evs);
     free(b->order);
-    buf_free(&b->data);
     buf_free(&b->body);
     free(b);
 }
@@ -109,24 +113,35 @@ static bool batch_accepts(const batch *b, int64_t ts, uint32_t utf8)
     return hi - lo <= CW_MAX_SPAN_MS;
 }
 
-static void batch_add(uploader *u, batch *b, int64_t ts, const char *esc, uint32_t len,
-                      uint32_t utf8, tailfile *f, uint64_t end)
+static void batch_add(uploader *u, const char *group, const char *stream, batch *b, int64_t ts,
+                      const char *esc, uint32_t len, uint32_t utf8, tailfile *f, uint64_t end)
 {
-    if (b->n == b->cap) {
-        b->cap = b->cap ? b->cap * 2 : 64;
+    if (b->n == b->cap) { /* at most 10,000: one allocation, pages touched as used */
+        b->cap = CW_MAX_BATCH_EVENTS;
         b->evs = xrealloc(b->evs, b->cap * sizeof *b->evs);
     }
     if (b->n == 0) {
         b->min_ts = b->max_ts = ts;
         b->born_ms = now_monotonic_ms();
+        /* Most batches fill up: one allocation instead of a doubling series
+         * that leaves freed blocks behind. Untouched pages cost no memory. */
+        if (b->body.cap == 0) {
+            b->body.cap = CW_MAX_BATCH_BYTES + 64 * 1024;
+            b->body.data = xmalloc(b->body.cap);
+        }
+        cw_body_put_begin(&b->body, group, stream);
+    } else if (ts < b->evs[b->n - 1].ts) {
+        b->sorted = false;
     }
-    b->evs[b->n++] = (ev){.ts = ts, .off = (uint32_t)b->data.len, .len = len, .utf8 = utf8,
-                          .f = f, .end = end};
-    buf_append(&b->data, esc, len);
+    size_t before = b->body.len;
+    cw_body_put_event(&b->body, b->n == 0, ts, esc, len);
+    /* The event ends with the message and its closing "}. */
+    b->evs[b->n++] = (ev){.ts = ts, .off = (uint32_t)(b->body.len - 2 - len), .len = len,
+                          .utf8 = utf8, .f = f, .end = end};
     b->bytes += utf8 + CW_EVENT_OVERHEAD;
     b->min_ts = MIN(b->min_ts, ts);
     b->max_ts = MAX(b->max_ts, ts);
-    uint64_t cost = ring_record_cost(len);
+    uint64_t cost = b->body.len - before + sizeof(ev);
     b->charge += cost;
     u->a->budget.used += cost;
 }
@@ -140,28 +155,46 @@ static int by_time(const void *x, const void *y)
     return *(const size_t *)x < *(const size_t *)y ? -1 : 1; /* keep arrival order */
 }
 
-static void build_body(upstream *s, batch *b)
+/* Close the body; events that arrived out of time order (a joined partial
+ * takes its first part's time) are put in order, as the API requires. */
+static void finish_body(upstream *s, batch *b)
 {
-    free(b->order);
+    if (b->ended)
+        return;
+    b->ended = true;
+    if (b->sorted) {
+        cw_body_put_end(&b->body);
+        return;
+    }
     b->order = xmalloc(b->n * sizeof *b->order);
-    bool sorted = true;
-    for (size_t i = 0; i < b->n; i++) {
+    for (size_t i = 0; i < b->n; i++)
         b->order[i] = i;
-        if (i && b->evs[i].ts < b->evs[i - 1].ts)
-            sorted = false;
-    }
-    if (!sorted) {
-        sort_batch = b;
-        qsort(b->order, b->n, sizeof *b->order, by_time);
-    }
-    b->body.len = 0;
-    buf_reserve(&b->body, b->data.len + b->n * 40 + 1024);
-    cw_body_put_begin(&b->body, s->group, s->stream);
+    sort_batch = b;
+    qsort(b->order, b->n, sizeof *b->order, by_time);
+    buf body = {0};
+    buf_reserve(&body, b->body.len + 2);
+    cw_body_put_begin(&body, s->group, s->stream);
+    ev *evs = xmalloc(b->n * sizeof *evs);
     for (size_t i = 0; i < b->n; i++) {
-        const ev *e = &b->evs[b->order[i]];
-        cw_body_put_event(&b->body, i == 0, e->ts, b->data.data + e->off, e->len);
+        ev e = b->evs[b->order[i]];
+        cw_body_put_event(&body, i == 0, e.ts, b->body.data + e.off, e.len);
+        e.off = (uint32_t)(body.len - 2 - e.len);
+        evs[i] = e;
     }
-    cw_body_put_end(&b->body);
+    cw_body_put_end(&body);
+    /* Keep evs in arrival order (acknowledgements go in read order), now
+     * pointing into the sorted body; order[] maps body position to arrival. */
+    for (size_t i = 0; i < b->n; i++)
+        b->evs[b->order[i]] = evs[i];
+    free(evs);
+    buf_free(&b->body);
+    b->body = body;
+}
+
+/* Arrival index of the event at body position i. */
+static size_t body_index(const batch *b, size_t i)
+{
+    return b->order ? b->order[i] : i;
 }
 
 /* ---- streams ---- */
@@ -233,7 +266,7 @@ static void add_event(upstream *s, int64_t ts, const char *esc, uint32_t len, ui
 {
     if (s->fill->n == 0)
         s->u->filled++;
-    batch_add(s->u, s->fill, ts, esc, len, utf8, f, end);
+    batch_add(s->u, s->group, s->stream, s->fill, ts, esc, len, utf8, f, end);
     arm_age(s->u);
 }
 
@@ -478,8 +511,7 @@ static void start_put(upstream *s)
 {
     batch *b = s->queue;
     s->step = STEP_PUT;
-    if (b->body.len == 0)
-        build_body(s, b);
+    finish_body(s, b);
     send_op(s, "PutLogEvents", &b->body, put_done);
 }
 
@@ -527,7 +559,7 @@ static void finish_head(upstream *s, size_t rejected)
 static void count_rejected(upstream *s, batch *b, size_t from, size_t to, const char *why)
 {
     for (size_t i = from; i < to && i < b->n; i++) {
-        ev *e = &b->evs[b->order[i]];
+        ev *e = &b->evs[body_index(b, i)];
         if (e->f)
             e->f->src->st.rejected++;
         s->u->st.rejected++;
@@ -547,8 +579,8 @@ static void split_head(upstream *s)
     size_t half = b->n / 2;
     for (size_t i = 0; i < b->n; i++) {
         ev *e = &b->evs[i];
-        batch_add(u, i < half ? x : y, e->ts, b->data.data + e->off, e->len, e->utf8, e->f,
-                  e->end);
+        batch_add(u, s->group, s->stream, i < half ? x : y, e->ts, b->body.data + e->off, e->len,
+                  e->utf8, e->f, e->end);
     }
     x->next = y;
     y->next = b->next;
@@ -566,7 +598,7 @@ static void resplit_head(upstream *s, uint64_t limit)
     batch *b = s->queue, *nb = batch_new();
     for (size_t i = 0; i < b->n; i++) {
         ev *e = &b->evs[i];
-        const char *esc = b->data.data + e->off;
+        const char *esc = b->body.data + e->off;
         size_t done = 0;
         while (done < e->len) {
             size_t piece_utf8;
@@ -577,8 +609,8 @@ static void resplit_head(upstream *s, uint64_t limit)
             if (cut == 0)
                 cut = e->len - done;
             bool last = done + cut == e->len;
-            batch_add(u, nb, e->ts, esc + done, (uint32_t)cut, (uint32_t)piece_utf8,
-                      last ? e->f : NULL, e->end);
+            batch_add(u, s->group, s->stream, nb, e->ts, esc + done, (uint32_t)cut,
+                      (uint32_t)piece_utf8, last ? e->f : NULL, e->end);
             done += cut;
         }
     }

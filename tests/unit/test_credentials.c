@@ -958,9 +958,9 @@ static void test_short_lived_credentials_are_replaced_before_they_expire(void **
 typedef struct outage {
     const fake *f;
     watch *w;
+    int64_t received, refresh_at; /* realtime ms */
     bool installed;
     bool saw_none;
-    int64_t outage_end;
 } outage;
 
 static bool step_outage(void *arg)
@@ -968,11 +968,17 @@ static bool step_outage(void *arg)
     outage *o = arg;
     if (o->w->changes == 0)
         return false;
-    if (!o->installed) {
+    int64_t now = now_realtime_ms();
+    if (!o->received) {
+        /* Refreshed half way to expiry (see credentials.c). */
+        o->received = now;
+        o->refresh_at = now + (o->w->first_expiration - now) / 2;
+    }
+    if (!o->installed && now >= o->refresh_at - 300) {
+        /* IMDS drops every connection from just before that refresh to
+         * before its first retry. */
         o->installed = true;
-        /* IMDS drops every connection until just after the first refresh. */
-        set_faults(o->f, "[{\"op\": \"imds\", \"kind\": \"outage\", \"seconds\": 3.4}]");
-        o->outage_end = now_monotonic_ms() + 3400;
+        set_faults(o->f, "[{\"op\": \"imds\", \"kind\": \"outage\", \"seconds\": 0.6}]");
     }
     if (!creds_current(o->w->c))
         o->saw_none = true;
@@ -988,9 +994,9 @@ static void test_imds_outage_during_refresh_keeps_valid_credentials_and_recovers
     cenv_start(&ce, fx->f.imds_endpoint);
     outage o = {.f = &fx->f, .w = &ce.w};
     assert_true(run(ce.e.l, step_outage, &o, 10000));
+    assert_true(o.installed);
     assert_false(o.saw_none);
     assert_true(ce.w.first_still_valid_at_change);
-    assert_true(now_monotonic_ms() >= o.outage_end);
     assert_true(log_contains("keeping the current ones"));
     json_t *doc = control(&fx->f, "GET", "/_fake/faults", NULL);
     json_t *fired = json_object_get(json_array_get(json_object_get(doc, "rules"), 0), "fired");
@@ -1089,7 +1095,7 @@ static bool step_invalidate(void *arg)
             return false;
         control_ok(t->f, "POST", "/_fake/rotate", "{}");
         creds_invalidate(t->w->c); /* too soon after the last one */
-        t->until = now_monotonic_ms() + 1000;
+        t->until = now_monotonic_ms() + 1300;
         t->phase = 2;
         return false;
     default:
@@ -1100,12 +1106,17 @@ static bool step_invalidate(void *arg)
 static void test_invalidate_fetches_now_but_not_again_within_seconds(void **state)
 {
     fixture *fx = *state;
+    /* A minute's credentials: nothing else is due during the test. */
+    control_ok(&fx->f, "POST", "/_fake/config", "{\"credential_lifetime\": 60}");
+    control_ok(&fx->f, "POST", "/_fake/rotate", "{}");
     cenv ce = {0};
     cenv_start(&ce, fx->f.imds_endpoint);
     invalidate t = {.f = &fx->f, .w = &ce.w};
     assert_true(run(ce.e.l, step_invalidate, &t, 8000));
     assert_int_equal(ce.w.changes, 2);
     assert_string_not_equal(ce.w.first_key, ce.w.last_key);
+    /* Two fetches: the first and the invalidation; none for the second
+     * invalidation, none for a refresh before half the lifetime. */
     assert_int_equal(op_count(&fx->f, "imds:credentials"), 2);
     /* The old set is kept until replaced. */
     assert_non_null(creds_current(ce.w.c));
