@@ -139,8 +139,7 @@ static bool install(creds *c, credentials *k)
         log_info("credentials: using instance role %s from %s, expiring %s", c->role, c->where,
                  expiry);
     else if (c->src == SRC_ECS)
-        log_info("credentials: using container credentials from %s, expiring %s", c->where,
-                 expiry);
+        log_info("credentials: using container credentials from %s, expiring %s", c->where, expiry);
     else
         log_info("credentials: using static keys from the %s", c->cur.provider);
     loop_defer(c->l, notify, c);
@@ -186,8 +185,7 @@ static void succeeded(creds *c, credentials *k)
     if (k->expiration_ms && k->expiration_ms <= now_realtime_ms()) {
         /* Asking again at once would get the same: back off instead. */
         char what[256];
-        snprintf(what, sizeof what, "%s: gave credentials that have already expired",
-                 c->where);
+        snprintf(what, sizeof what, "%s: gave credentials that have already expired", c->where);
         credentials_clear(k);
         failed(c, -EPROTO, what);
         return;
@@ -219,8 +217,7 @@ static void failed(creds *c, int err, const char *what)
         if (suppressed)
             snprintf(more, sizeof more, " (%" PRIu64 " similar messages suppressed)", suppressed);
         if (creds_current(c))
-            log_warning("credentials: %s%s; keeping the current ones, retrying in %" PRIu64
-                        " ms",
+            log_warning("credentials: %s%s; keeping the current ones, retrying in %" PRIu64 " ms",
                         what, more, delay);
         else
             log_error("credentials: %s%s; retrying in %" PRIu64 " ms", what, more, delay);
@@ -237,8 +234,8 @@ static const char *json_str(json_t *o, const char *key)
 }
 
 /* Returns 0 and fills *k, or -EPROTO with *why naming the problem (never a value). */
-static int parse_credentials(const char *body, size_t len, const char *provider,
-                             credentials *k, const char **why)
+static int parse_credentials(const char *body, size_t len, const char *provider, credentials *k,
+                             const char **why)
 {
     if (len == 0) {
         *why = "empty answer";
@@ -523,8 +520,7 @@ static void fetch(creds *c)
         c->fetching = false;
 }
 
-creds *creds_new(loop *l, http *h, imds *m, const config *cfg, creds_changed_fn fn,
-                 void *userdata)
+creds *creds_new(loop *l, http *h, imds *m, const config *cfg, creds_changed_fn fn, void *userdata)
 {
     assert(l);
     creds *c = xcalloc(1, sizeof *c);

@@ -34,13 +34,13 @@ struct http_call {
     int64_t started_ms;
 
     buf body;
-    buf raw_headers;           /* header lines of the last response, as received */
-    header_field *fields;      /* split out of raw_headers just before the callback */
+    buf raw_headers;      /* header lines of the last response, as received */
+    header_field *fields; /* split out of raw_headers just before the callback */
     size_t n_fields;
     bool too_large;
-    bool finished;             /* waiting in the done queue */
+    bool finished; /* waiting in the done queue */
     bool in_callback;
-    bool counted;              /* part of http_in_flight() */
+    bool counted; /* part of http_in_flight() */
     CURLcode result;
     char errbuf[CURL_ERROR_SIZE];
 
@@ -459,8 +459,8 @@ static CURLcode setup(http_call *c, const http_request *req)
             rc = curl_easy_setopt(e, opt, val);                                                    \
     } while (0)
     uint64_t timeout = req->timeout_ms ? req->timeout_ms : HTTP_DEFAULT_TIMEOUT_MS;
-    uint64_t connect = req->connect_timeout_ms ? req->connect_timeout_ms
-                                               : HTTP_DEFAULT_CONNECT_TIMEOUT_MS;
+    uint64_t connect =
+        req->connect_timeout_ms ? req->connect_timeout_ms : HTTP_DEFAULT_CONNECT_TIMEOUT_MS;
     SET(CURLOPT_URL, req->url);
     SET(CURLOPT_PRIVATE, (char *)c);
     SET(CURLOPT_ERRORBUFFER, c->errbuf);
@@ -568,8 +568,7 @@ http_call *http_send(http *h, const http_request *req, http_done_fn fn, void *us
     CURLMcode mc = curl_multi_add_handle(h->multi, c->easy);
     if (mc != CURLM_OK) {
         /* The caller still hears about it, but from the loop. */
-        snprintf(c->errbuf, sizeof c->errbuf, "cannot start request: %s",
-                 curl_multi_strerror(mc));
+        snprintf(c->errbuf, sizeof c->errbuf, "cannot start request: %s", curl_multi_strerror(mc));
         done_push(h, c, CURLE_FAILED_INIT);
         loop_defer(h->l, dispatch_deferred, h);
     }

@@ -212,6 +212,7 @@ static void run_deferred(loop *l)
 int loop_run(loop *l)
 {
     struct epoll_event evs[64];
+    l->quit = false; /* a loop may be run again after loop_quit() */
     while (!l->quit) {
         run_deferred(l);
         if (l->quit)

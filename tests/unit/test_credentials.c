@@ -595,8 +595,9 @@ static void test_imds_token_garbage_fails_queued_requests_with_eproto(void **sta
 static void test_imds_slow_answer_times_out(void **state)
 {
     fixture *fx = *state;
-    set_faults(&fx->f,
-               "[{\"op\": \"imds:instance-id\", \"kind\": \"latency\", \"seconds\": 6, \"count\": 1}]");
+    set_faults(
+        &fx->f,
+        "[{\"op\": \"imds:instance-id\", \"kind\": \"latency\", \"seconds\": 6, \"count\": 1}]");
     env e = env_new(fx->f.imds_endpoint);
     got g = {0};
     int64_t start = now_monotonic_ms();
@@ -911,8 +912,7 @@ static void test_instance_role_credentials_from_imds(void **state)
     assert_non_null(k);
     assert_string_equal(k->provider, "imds");
     json_t *doc = control(&fx->f, "GET", "/_fake/credentials", NULL);
-    assert_string_equal(k->access_key_id,
-                        json_string_value(json_object_get(doc, "AccessKeyId")));
+    assert_string_equal(k->access_key_id, json_string_value(json_object_get(doc, "AccessKeyId")));
     assert_string_equal(k->secret_access_key,
                         json_string_value(json_object_get(doc, "SecretAccessKey")));
     assert_string_equal(k->session_token, json_string_value(json_object_get(doc, "Token")));

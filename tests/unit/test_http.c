@@ -258,8 +258,8 @@ typedef struct fixture {
 
 static int group_setup(void **state)
 {
-    static const char *const proxies[] = {"http_proxy", "https_proxy", "HTTP_PROXY",
-                                          "HTTPS_PROXY", "ALL_PROXY", "all_proxy"};
+    static const char *const proxies[] = {"http_proxy",  "https_proxy", "HTTP_PROXY",
+                                          "HTTPS_PROXY", "ALL_PROXY",   "all_proxy"};
     for (size_t i = 0; i < ARRAY_SIZE(proxies); i++)
         unsetenv(proxies[i]);
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -310,16 +310,24 @@ static void test_get_put_post_round_trip_with_status_body_and_headers(void **sta
     _cleanup_free_ char *faults_url = xasprintf("%s/_fake/faults", fx->f.endpoint);
     const char *rules = "[{\"op\": \"PutLogEvents\", \"kind\": \"throttle\", \"count\": 7}]";
     const char *json_ct[] = {"Content-Type: application/json"};
-    http_request post = {.method = "POST", .url = faults_url, .headers = json_ct, .n_headers = 1,
-                         .body = rules, .body_len = strlen(rules)};
+    http_request post = {.method = "POST",
+                         .url = faults_url,
+                         .headers = json_ct,
+                         .n_headers = 1,
+                         .body = rules,
+                         .body_len = strlen(rules)};
     assert_non_null(http_send(h, &post, record, &rs[2]));
 
     /* An unsigned CloudWatch call: the service's error comes back as a status. */
     _cleanup_free_ char *logs_url = xasprintf("%s/", fx->f.endpoint);
     const char *target[] = {"X-Amz-Target: Logs_20140328.DescribeLogGroups",
                             "Content-Type: application/x-amz-json-1.1"};
-    http_request unsigned_post = {.method = "POST", .url = logs_url, .headers = target,
-                                  .n_headers = 2, .body = "{}", .body_len = 2};
+    http_request unsigned_post = {.method = "POST",
+                                  .url = logs_url,
+                                  .headers = target,
+                                  .n_headers = 2,
+                                  .body = "{}",
+                                  .body_len = 2};
     assert_non_null(http_send(h, &unsigned_post, record, &rs[3]));
 
     http_request put_no_ttl = {.method = "PUT", .url = token_url};
@@ -370,8 +378,8 @@ static void test_many_concurrent_requests_all_complete(void **state)
     enum { N = 40 };
     result rs[N] = {0};
     for (size_t i = 0; i < N; i++)
-        assert_non_null(get(h, fx->f.endpoint, (i % 2) ? "/_fake/health" : "/_fake/config",
-                            &rs[i]));
+        assert_non_null(
+            get(h, fx->f.endpoint, (i % 2) ? "/_fake/health" : "/_fake/config", &rs[i]));
     assert_int_equal(http_in_flight(h), N);
     all_called a = {rs, N};
     assert_true(run(l, step_all_called, &a, 20000));
@@ -416,8 +424,8 @@ static size_t our_connections(int port, unsigned *ports, size_t max)
     while (fgets(line, sizeof line, f)) {
         unsigned lport, rport, st;
         unsigned long ino;
-        if (sscanf(line, " %*d: %*x:%x %*x:%x %x %*x:%*x %*x:%*x %*x %*u %*u %lu", &lport,
-                   &rport, &st, &ino) != 4)
+        if (sscanf(line, " %*d: %*x:%x %*x:%x %x %*x:%*x %*x:%*x %*x %*u %*u %lu", &lport, &rport,
+                   &st, &ino) != 4)
             continue;
         if ((int)rport != port || st != 1 /* ESTABLISHED */)
             continue;
@@ -493,8 +501,8 @@ static void test_request_slower_than_timeout_fails_with_timeout(void **state)
     http *h = http_new(l);
     result r = {0};
     _cleanup_free_ char *url = xasprintf("%s/", fx->f.endpoint);
-    http_request req = {.method = "POST", .url = url, .body = "{}", .body_len = 2,
-                        .timeout_ms = 300};
+    http_request req = {
+        .method = "POST", .url = url, .body = "{}", .body_len = 2, .timeout_ms = 300};
     assert_non_null(http_send(h, &req, record, &r));
     all_called a = {&r, 1};
     assert_true(run(l, step_all_called, &a, 5000));
@@ -560,8 +568,12 @@ static void test_reset_connection_is_a_transport_error_and_next_request_works(vo
     http *h = http_new(l);
     _cleanup_free_ char *url = xasprintf("%s/", fx->f.endpoint);
     const char *target[] = {"X-Amz-Target: Logs_20140328.DescribeLogGroups"};
-    http_request req = {.method = "POST", .url = url, .headers = target, .n_headers = 1,
-                        .body = "{}", .body_len = 2};
+    http_request req = {.method = "POST",
+                        .url = url,
+                        .headers = target,
+                        .n_headers = 1,
+                        .body = "{}",
+                        .body_len = 2};
     reset_test t = {.h = h, .req = &req};
     assert_non_null(http_send(h, &req, record, &t.rs[0]));
     assert_true(run(l, step_reset, &t, 10000));
@@ -682,8 +694,7 @@ static void test_cancelled_calls_never_call_back(void **state)
     assert_non_null(get(h, fx->f.endpoint, "/_fake/health", &rs[2]));
 
     int64_t now = now_monotonic_ms();
-    cancel_test t = {.h = h, .late = late, .cancel_at = now + 200, .end_at = now + 1600,
-                     .rs = rs};
+    cancel_test t = {.h = h, .late = late, .cancel_at = now + 200, .end_at = now + 1600, .rs = rs};
     assert_true(run(l, step_cancel, &t, 5000));
     assert_false(rs[0].called);
     assert_false(rs[1].called);
@@ -832,8 +843,7 @@ int main(void)
         cmocka_unit_test_setup(test_get_put_post_round_trip_with_status_body_and_headers,
                                test_setup),
         cmocka_unit_test_setup(test_many_concurrent_requests_all_complete, test_setup),
-        cmocka_unit_test_setup(test_sequential_requests_reuse_one_keepalive_connection,
-                               test_setup),
+        cmocka_unit_test_setup(test_sequential_requests_reuse_one_keepalive_connection, test_setup),
         cmocka_unit_test_setup(test_request_slower_than_timeout_fails_with_timeout, test_setup),
         cmocka_unit_test_setup(test_closed_port_fails_with_couldnt_connect, test_setup),
         cmocka_unit_test_setup(test_reset_connection_is_a_transport_error_and_next_request_works,
