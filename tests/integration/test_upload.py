@@ -218,6 +218,41 @@ class Upload(unittest.TestCase):
         d.stop()
         self.assertIn("Signature", d.log())
 
+    def test_tls_endpoint_verified_with_ca_file(self):
+        fake = self.fake(tls=True)
+        self.assertTrue(fake.endpoint.startswith("https://"))
+        env = self.env_for(fake)  # cloudwatch_keys() adds ca_file
+        c = Container(env.containers, name="tls")
+        c.write_lines(["over tls"], ts_ns=NOW_NS)
+        env.upload_once()
+        self.assertEqual([e["message"] for e in fake.events()], ["over tls"])
+
+    def test_invalid_parameter_isolates_the_bad_event_and_drops_only_it(self):
+        fake = self.fake()
+        fake.set_faults([{"op": "PutLogEvents", "kind": "error", "status": 400,
+                          "type": "InvalidParameterException", "message": "bad event",
+                          "count": 3}])
+        env = self.env_for(fake)
+        c = Container(env.containers, name="inv")
+        c.write_lines(["e1", "e2", "e3", "e4"], ts_ns=NOW_NS)
+        err = env.upload_once()
+        # 4 -> [2, 2]: the first half fails -> [1, 1]: the first fails for good.
+        self.assertEqual([e["message"] for e in fake.events()], ["e2", "e3", "e4"])
+        self.assertIn("refused for good", err)
+        env.upload_once()
+        self.assertEqual(len(fake.events()), 3)  # the checkpoint passed the dropped event
+
+    def test_imds_outage_at_start_delays_but_loses_nothing(self):
+        fake = self.fake()
+        fake.set_faults([{"op": "imds", "kind": "outage", "seconds": 3}])
+        env = self.env_for(fake)
+        c = Container(env.containers, name="imds")
+        c.write_lines(fixture_lines(50), ts_ns=NOW_NS)
+        d = env.start(dry_run=False)
+        fake.wait_events(50, timeout=40)
+        d.stop()
+        self.assertEqual([e["message"] for e in fake.events()], fixture_lines(50))
+
     def test_sigterm_delivers_what_is_buffered(self):
         fake = self.fake()
         env = self.env_for(fake, cw_extra="flush_interval = 1h\n")
