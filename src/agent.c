@@ -5,6 +5,7 @@
 
 #include <signal.h>
 #include <sys/signalfd.h>
+#include <systemd/sd-daemon.h>
 
 #include "cloudwatch.h"
 #include "credentials.h"
@@ -122,9 +123,44 @@ static void commit_cb(loop *l, void *userdata)
     commit_checkpoints(userdata);
 }
 
+/* STATUS= for systemctl status: sources, files, what was sent, what waits. */
+static void notify_status(agent *a)
+{
+    uint64_t files = 0, events = 0, delivered = 0, dropped = 0, buffered = 0;
+    for (size_t i = 0; i < a->n_sources; i++) {
+        source *s = a->sources[i];
+        for (tailfile *f = s->files; f; f = f->next)
+            files++;
+        events += s->st.events;
+        delivered += s->st.delivered;
+        dropped += s->st.dropped_events;
+        buffered += ring_count(s->ring);
+    }
+    int64_t now = now_monotonic_ms();
+    double rate = 0;
+    if (a->status_ms && now > a->status_ms)
+        rate = (double)(delivered - a->status_delivered) * 1000.0 / (double)(now - a->status_ms);
+    a->status_ms = now;
+    a->status_delivered = delivered;
+    sd_notifyf(0,
+               "STATUS=%zu source(s), %llu file(s); %llu event(s) read, %llu delivered "
+               "(%.0f/s), %llu buffered, %llu dropped",
+               a->n_sources, (unsigned long long)files, (unsigned long long)events,
+               (unsigned long long)delivered, rate, (unsigned long long)buffered,
+               (unsigned long long)dropped);
+}
+
+static void watchdog_cb(loop *l, void *userdata)
+{
+    /* Sent from the loop itself: a stuck loop stops the pings. */
+    sd_notify(0, "WATCHDOG=1");
+}
+
 static void tick_cb(loop *l, void *userdata)
 {
     agent *a = userdata;
+    if (++a->ticks % 5 == 0)
+        notify_status(a);
     for (size_t i = 0; i < a->n_sources; i++) {
         source *s = a->sources[i];
         source_flush_stale_partials(s, (int64_t)s->cfg->multiline_timeout_ms);
@@ -218,7 +254,18 @@ static void remove_source(agent *a, source *s)
     source_free(s);
 }
 
+static void reload_config(agent *a);
+
+/* systemd sees the reload begin and end (Type=notify): RELOADING=1 ... READY=1. */
 static void reload(agent *a)
+{
+    sd_notify(0, "RELOADING=1\nSTATUS=Reloading the configuration");
+    reload_config(a);
+    sd_notify(0, "READY=1");
+    notify_status(a);
+}
+
+static void reload_config(agent *a)
 {
     log_info("reloading the configuration from %s", a->opt.config_path);
     config *nc = NULL;
@@ -297,6 +344,7 @@ static void stop(agent *a, const char *why)
     if (a->stopping)
         return;
     log_info("%s: stopping; delivering what is buffered and saving checkpoints", why);
+    sd_notify(0, "STOPPING=1\nSTATUS=Stopping: delivering what is buffered");
     a->stopping = true;
     for (size_t i = 0; i < a->n_sources; i++)
         output_kick(a->out, a->sources[i]);
@@ -441,6 +489,14 @@ static void begin(agent *a)
         loop_defer(a->loop, once_check, a);
     log_info("cwlogd %s started: %zu source(s)%s", CWLOGD_VERSION, a->n_sources,
              a->opt.dry_run ? ", dry run" : "");
+    sd_notify(0, "READY=1");
+    notify_status(a);
+    uint64_t wd_usec = 0;
+    if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0) {
+        a->watchdog = loop_timer_new(a->loop, watchdog_cb, a);
+        if (a->watchdog)
+            loop_timer_arm(a->watchdog, 1, MAX(wd_usec / 2000, 1)); /* half the interval */
+    }
 }
 
 /* ---- life cycle ---- */
@@ -554,6 +610,7 @@ void agent_free(agent *a)
     loop_timer_free(a->rescan);
     loop_timer_free(a->meta_timer);
     loop_timer_free(a->stop_timer);
+    loop_timer_free(a->watchdog);
     discovery_free(a->disc);
     checkpoint_close(a->cp);
     if (a->sigfd >= 0) {

@@ -41,7 +41,10 @@ typedef struct agent {
     struct imds *imds;
     struct creds *creds;
     struct cw_client *cw;
-    loop_timer *stop_timer, *meta_timer;
+    loop_timer *stop_timer, *meta_timer, *watchdog;
+    unsigned ticks;
+    int64_t status_ms;
+    uint64_t status_delivered;
     unsigned meta_pending, meta_attempts;
     bool stopping, started;
     config **old_cfgs; /* replaced by reloads; freed at exit */
