@@ -8,6 +8,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "cloudwatch.h"
+#include "control.h"
 #include "credentials.h"
 #include "http.h"
 #include "imds.h"
@@ -489,6 +490,8 @@ static void begin(agent *a)
         loop_defer(a->loop, once_check, a);
     log_info("cwlogd %s started: %zu source(s)%s", CWLOGD_VERSION, a->n_sources,
              a->opt.dry_run ? ", dry run" : "");
+    if (!a->opt.once && !a->opt.dry_run)
+        a->control = control_new(a, a->cfg->control_socket);
     sd_notify(0, "READY=1");
     notify_status(a);
     uint64_t wd_usec = 0;
@@ -597,6 +600,7 @@ void agent_free(agent *a)
 {
     if (!a)
         return;
+    control_free(a->control);
     for (size_t i = 0; i < a->n_sources; i++)
         source_free(a->sources[i]);
     free(a->sources);

@@ -42,6 +42,7 @@ typedef struct agent {
     struct creds *creds;
     struct cw_client *cw;
     loop_timer *stop_timer, *meta_timer, *watchdog;
+    struct control *control;
     unsigned ticks;
     int64_t status_ms;
     uint64_t status_delivered;

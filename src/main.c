@@ -4,6 +4,7 @@
 #include <sysexits.h>
 
 #include "agent.h"
+#include "control.h"
 #include "config.h"
 #include "log.h"
 
@@ -13,7 +14,10 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "Usage: cwlogd [OPTIONS]\n"
+            "       cwlogd status|metrics [-c FILE] [--socket PATH]\n"
             "Forward container and host logs to Amazon CloudWatch Logs.\n\n"
+            "  status              per-source and per-stream table from the running agent\n"
+            "  metrics             the running agent's counters in Prometheus text format\n"
             "  -c, --config FILE   configuration file (default " DEFAULT_CONFIG ");\n"
             "                      drop-ins are read from conf.d/ beside it\n"
             "      --check-config  validate the configuration and exit (0, or 78 on errors)\n"
@@ -21,6 +25,8 @@ static void usage(FILE *f)
             "                      checkpoint and exit\n"
             "      --dry-run       print records as JSON lines on stdout instead of\n"
             "                      uploading (with checkpoints of its own)\n"
+            "      --socket PATH   control socket for status/metrics (default: the\n"
+            "                      configuration's control_socket)\n"
             "      --version       print the version and exit\n"
             "  -h, --help          show this help\n");
 }
@@ -45,13 +51,14 @@ static int check_config(const char *path)
 
 int main(int argc, char **argv)
 {
-    enum { OPT_CHECK = 256, OPT_ONCE, OPT_DRY_RUN, OPT_VERSION };
+    enum { OPT_CHECK = 256, OPT_ONCE, OPT_DRY_RUN, OPT_VERSION, OPT_SOCKET };
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},
         {"check-config", no_argument, NULL, OPT_CHECK},
         {"once", no_argument, NULL, OPT_ONCE},
         {"dry-run", no_argument, NULL, OPT_DRY_RUN},
         {"version", no_argument, NULL, OPT_VERSION},
+        {"socket", required_argument, NULL, OPT_SOCKET},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
@@ -63,6 +70,7 @@ int main(int argc, char **argv)
     mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
     agent_options ao = {.config_path = DEFAULT_CONFIG};
     bool check = false;
+    const char *socket_path = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
         switch (c) {
@@ -78,6 +86,9 @@ int main(int argc, char **argv)
         case OPT_DRY_RUN:
             ao.dry_run = true;
             break;
+        case OPT_SOCKET:
+            socket_path = optarg;
+            break;
         case OPT_VERSION:
             printf("cwlogd %s\n", CWLOGD_VERSION);
             return 0;
@@ -88,6 +99,19 @@ int main(int argc, char **argv)
             usage(stderr);
             return EX_USAGE;
         }
+    }
+    if (optind < argc &&
+        (strcmp(argv[optind], "status") == 0 || strcmp(argv[optind], "metrics") == 0) &&
+        optind + 1 == argc) {
+        config *cfg = NULL;
+        config_errors errs = {0};
+        if (!socket_path && config_load(ao.config_path, &cfg, &errs) == 0)
+            socket_path = cfg->control_socket;
+        config_errors_free(&errs);
+        int r = control_client(socket_path ? socket_path : "/run/cwlogd/control.sock",
+                               argv[optind]);
+        config_free(cfg);
+        return r < 0 ? EX_UNAVAILABLE : 0;
     }
     if (optind < argc) {
         fprintf(stderr, "cwlogd: unexpected argument '%s'\n", argv[optind]);

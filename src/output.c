@@ -98,6 +98,7 @@ static void dryrun_kick(output *base, source *s)
         uint64_t end = r->end_offset;
         ring_pop(s->ring);
         s->st.delivered++;
+        f->delivered_ts = r->timestamp_ms;
         tail_record_done(f, end, true);
         if (o->b.len >= OUT_BUF)
             dryrun_flush(base);
@@ -119,10 +120,17 @@ static void dryrun_send_all(output *o)
 {
 }
 
+static void dryrun_report(const output *o, buf *b, bool prometheus)
+{
+    if (!prometheus)
+        buf_printf(b, "output: dry run (records printed on stdout)\n");
+}
+
 static const output_ops dryrun_ops = {
     .kick = dryrun_kick,
     .idle = dryrun_idle,
     .in_flight = dryrun_in_flight,
+    .report = dryrun_report,
     .flush = dryrun_flush,
     .send_all = dryrun_send_all,
     .free = dryrun_free,

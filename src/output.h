@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "util.h"
+
 typedef struct agent agent;
 typedef struct source source;
 typedef struct output output;
@@ -20,6 +22,9 @@ typedef struct output_ops {
     /* Make what was acknowledged durable before checkpoints move past it.
      * 0 or a negative errno. */
     int (*flush)(output *o);
+    /* Append the output's part of `cwlogd status` (prometheus = false) or of
+     * `cwlogd metrics` (Prometheus text format). */
+    void (*report)(const output *o, buf *b, bool prometheus);
     /* Send partial batches now (end of --once, stopping). */
     void (*send_all)(output *o);
     void (*free)(output *o);
@@ -44,6 +49,10 @@ static inline size_t output_in_flight(const output *o)
 static inline int output_flush(output *o)
 {
     return o->ops->flush(o);
+}
+static inline void output_report(const output *o, buf *b, bool prometheus)
+{
+    o->ops->report(o, b, prometheus);
 }
 static inline void output_send_all(output *o)
 {

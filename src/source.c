@@ -118,6 +118,8 @@ static void on_drop(const record *r, bool newest, void *userdata)
         f->drop_last_ms = r->timestamp_ms;
     f->drop_events++;
     f->drop_bytes += r->utf8_len;
+    snprintf(s->last_error, sizeof s->last_error, "buffer full: %llu event(s) dropped",
+             (unsigned long long)s->st.dropped_events);
     uint64_t suppressed;
     if (log_ratelimit_ok(&s->drop_rl, &suppressed))
         log_warning("source %s: buffer full (max_buffer_size %llu), dropping the %s event "

@@ -76,6 +76,7 @@ typedef struct tailfile {
     uint64_t drop_events, drop_bytes;
     int64_t drop_first_ms, drop_last_ms;
     void *upload_stream;   /* uploader's stream for (group, stream), cached */
+    int64_t delivered_ts;  /* event time of the last record delivered (status lag) */
 } tailfile;
 
 typedef struct source_stats {
@@ -105,6 +106,7 @@ struct source {
     bool rescan_pending;
     source_stats st;
     log_ratelimit corrupt_rl, drop_rl;
+    char last_error[240]; /* for `cwlogd status` */
 };
 
 /* source.c */

@@ -255,6 +255,8 @@ static void corrupt_line(tailfile *f, uint64_t line_start, uint64_t line_end, co
 {
     source *s = f->src;
     s->st.corrupt_lines++;
+    snprintf(s->last_error, sizeof s->last_error, "%s: skipped %s at offset %llu", f->path, why,
+             (unsigned long long)(line_start - f->base));
     uint64_t suppressed;
     if (log_ratelimit_ok(&s->corrupt_rl, &suppressed))
         log_warning("source %s: %s: skipping %s at offset %llu (%llu bytes)%s", s->name, f->path,

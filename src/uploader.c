@@ -62,6 +62,8 @@ typedef struct upstream {
     loop_timer *retry;
     buf req;               /* body of a create/retention request */
     log_ratelimit rl;
+    uint64_t sent, failures;
+    char last_error[240];
 } upstream;
 
 typedef struct uploader {
@@ -398,6 +400,10 @@ static void schedule_retry(upstream *s, uint64_t base, uint64_t cap)
 
 static void log_failure(upstream *s, const char *what, const cw_error *err)
 {
+    s->failures++;
+    snprintf(s->last_error, sizeof s->last_error, "%.30s: %.60s%s%.140s", what,
+             err->type[0] ? err->type : cw_strerror(err->kind), err->message[0] ? ": " : "",
+             err->message);
     uint64_t suppressed;
     if (!log_ratelimit_ok(&s->rl, &suppressed))
         return;
@@ -540,9 +546,11 @@ static void finish_head(upstream *s, size_t rejected)
         if (!e->f)
             continue;
         e->f->src->st.delivered++;
+        e->f->delivered_ts = e->ts;
         tail_record_done(e->f, e->end, false);
     }
     u->st.events_sent += b->n - rejected;
+    s->sent += b->n - rejected;
     batch_free(u, b);
     s->attempts = 0;
     s->busy = false;
@@ -750,6 +758,73 @@ static int uploader_flush(output *o)
     return 0; /* acknowledgements come from the service: nothing to write */
 }
 
+static const char *step_name(const upstream *s)
+{
+    static const char *const names[] = {[STEP_IDLE] = "idle",
+                                        [STEP_CREATE_STREAM] = "creating stream",
+                                        [STEP_CREATE_GROUP] = "creating group",
+                                        [STEP_RETENTION] = "setting retention",
+                                        [STEP_PUT] = "sending"};
+    if (s->waiting)
+        return "waiting for credentials/region";
+    if (s->busy && !s->call)
+        return "retrying";
+    return names[s->step];
+}
+
+static void prom_label(buf *b, const char *v)
+{
+    for (; *v; v++) {
+        if (*v == '\\' || *v == '"')
+            buf_appendc(b, '\\');
+        if (*v == '\n') {
+            buf_append(b, "\\n", 2);
+            continue;
+        }
+        buf_appendc(b, *v);
+    }
+}
+
+static void uploader_report(const output *o, buf *b, bool prometheus)
+{
+    const uploader *u = (const uploader *)o;
+    if (!prometheus) {
+        buf_printf(b, "output: CloudWatch Logs at %s; %llu request(s), %llu retried, %llu "
+                      "event(s) sent, %llu rejected, %llu drop marker(s)\n",
+                   cw_client_url(u->cw) ? cw_client_url(u->cw) : "(no region yet)",
+                   (unsigned long long)u->st.requests, (unsigned long long)u->st.retries,
+                   (unsigned long long)u->st.events_sent, (unsigned long long)u->st.rejected,
+                   (unsigned long long)u->st.markers);
+        buf_printf(b, "  %-32s %8s %10s %10s  %s\n", "STATE", "QUEUED", "SENT", "FAILURES",
+                   "GROUP / STREAM");
+        for (const upstream *s = u->all; s; s = s->next) {
+            size_t queued = s->fill->n;
+            for (const batch *q = s->queue; q; q = q->next)
+                queued += q->n;
+            buf_printf(b, "  %-32s %8zu %10llu %10llu  %s / %s\n", step_name(s), queued,
+                       (unsigned long long)s->sent, (unsigned long long)s->failures, s->group,
+                       s->stream);
+            if (s->last_error[0])
+                buf_printf(b, "    last error: %s\n", s->last_error);
+        }
+        return;
+    }
+    buf_printf(b, "# HELP cwlogd_requests_total CloudWatch Logs requests sent.\n"
+                  "# TYPE cwlogd_requests_total counter\ncwlogd_requests_total %llu\n"
+                  "# HELP cwlogd_retries_total Requests retried after a failure.\n"
+                  "# TYPE cwlogd_retries_total counter\ncwlogd_retries_total %llu\n",
+               (unsigned long long)u->st.requests, (unsigned long long)u->st.retries);
+    buf_printf(b, "# HELP cwlogd_stream_events_sent_total Events accepted per log stream.\n"
+                  "# TYPE cwlogd_stream_events_sent_total counter\n");
+    for (const upstream *s = u->all; s; s = s->next) {
+        buf_printf(b, "cwlogd_stream_events_sent_total{group=\"");
+        prom_label(b, s->group);
+        buf_printf(b, "\",stream=\"");
+        prom_label(b, s->stream);
+        buf_printf(b, "\"} %llu\n", (unsigned long long)s->sent);
+    }
+}
+
 static void uploader_send_all(output *o)
 {
     uploader *u = (uploader *)o;
@@ -794,6 +869,7 @@ static const output_ops uploader_ops = {
     .kick = uploader_kick,
     .idle = uploader_idle,
     .in_flight = uploader_in_flight,
+    .report = uploader_report,
     .flush = uploader_flush,
     .send_all = uploader_send_all,
     .free = uploader_free,
