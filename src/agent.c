@@ -307,6 +307,7 @@ static void reload_config(agent *a)
                            : sc->drop == DROP_NEWEST     ? RING_DROP_NEWEST
                                                          : RING_DROP_OLDEST);
             source_refresh_names(keep);
+            source_apply_multiline(keep);
             a->sources = xrealloc(a->sources, (a->n_sources + 1) * sizeof *a->sources);
             a->sources[a->n_sources++] = keep;
         } else {

@@ -1,6 +1,7 @@
 /* config.c: reads cwlogd.conf and conf.d/NAME.conf (INI, via inih) into a `config`,
  * collecting every error with its file, line and key. */
 #include "config.h"
+#include "multiline.h"
 #include "template.h"
 
 #include <assert.h>
@@ -935,9 +936,19 @@ static void apply_source_value(parse_ctx *ctx, source_config *s, const raw_value
         replace_str(&s->multiline_pattern, v);
         break;
     }
-    case SK_DATETIME_FORMAT:
+    case SK_DATETIME_FORMAT: {
+        char bad = 0;
+        _cleanup_free_ char *re = *v ? multiline_datetime_regex(v, &bad) : NULL;
+        if (*v && !re) {
+            report(ctx, w, "unsupported directive %%%c in \"%s\" (supported: %%Y %%y %%m %%d "
+                           "%%e %%H %%I %%M %%S %%p %%j %%f %%L %%Z %%z %%b %%h %%B %%a %%A %%T "
+                           "%%F %%%%)",
+                   bad ? bad : '?', v);
+            break;
+        }
         set_optional(&s->datetime_format, v);
         break;
+    }
     case SK_MULTILINE_TIMEOUT:
         set_duration(ctx, w, v, &s->multiline_timeout_ms);
         break;

@@ -424,3 +424,81 @@ size_t jsonstr_cut(const char *esc, size_t len, size_t max_utf8, size_t *prefix_
     *prefix_utf8 = n;
     return i;
 }
+
+static unsigned hex4(const char *p)
+{
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        v = v * 16 + (unsigned)(c >= '0' && c <= '9'   ? c - '0'
+                                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                                       : 0);
+    }
+    return v;
+}
+
+static void put_utf8(buf *out, unsigned cp)
+{
+    char u[4];
+    size_t n;
+    if (cp < 0x80) {
+        u[0] = (char)cp;
+        n = 1;
+    } else if (cp < 0x800) {
+        u[0] = (char)(0xC0 | (cp >> 6));
+        u[1] = (char)(0x80 | (cp & 0x3F));
+        n = 2;
+    } else if (cp < 0x10000) {
+        u[0] = (char)(0xE0 | (cp >> 12));
+        u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        u[2] = (char)(0x80 | (cp & 0x3F));
+        n = 3;
+    } else {
+        u[0] = (char)(0xF0 | (cp >> 18));
+        u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+        u[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        u[3] = (char)(0x80 | (cp & 0x3F));
+        n = 4;
+    }
+    buf_append(out, u, n);
+}
+
+void jsonstr_unescape(buf *out, const char *esc, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (esc[i] != '\\' || i + 1 >= len) {
+            buf_appendc(out, esc[i]);
+            continue;
+        }
+        char c = esc[++i];
+        switch (c) {
+        case 'n': buf_appendc(out, '\n'); break;
+        case 't': buf_appendc(out, '\t'); break;
+        case 'r': buf_appendc(out, '\r'); break;
+        case 'b': buf_appendc(out, '\b'); break;
+        case 'f': buf_appendc(out, '\f'); break;
+        case 'u': {
+            if (i + 4 >= len) { /* truncated escape: nothing more to match */
+                i = len;
+                break;
+            }
+            unsigned cp = hex4(esc + i + 1);
+            i += 4;
+            if (cp >= 0xD800 && cp < 0xDC00 && i + 6 < len && esc[i + 1] == '\\' &&
+                esc[i + 2] == 'u') {
+                unsigned lo = hex4(esc + i + 3);
+                if (lo >= 0xDC00 && lo < 0xE000) {
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                    i += 6;
+                }
+            }
+            if (cp >= 0xD800 && cp < 0xE000)
+                cp = 0xFFFD;
+            put_utf8(out, cp);
+            break;
+        }
+        default: buf_appendc(out, c); break; /* \" \\ \/ */
+        }
+    }
+}

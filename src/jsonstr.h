@@ -46,3 +46,8 @@ size_t jsonstr_escape(buf *out, const char *raw, size_t len, size_t *utf8_len);
  * escape, a UTF-8 sequence or a surrogate pair). Returns the prefix length in
  * escaped bytes; *prefix_utf8 gets its unescaped length. */
 size_t jsonstr_cut(const char *esc, size_t len, size_t max_utf8, size_t *prefix_utf8);
+
+/* Append the unescaped text of valid escaped content (for matching, not for
+ * shipping): short escapes and \uXXXX (surrogate pairs joined; a lone
+ * surrogate becomes U+FFFD). */
+void jsonstr_unescape(buf *out, const char *esc, size_t len);

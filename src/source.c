@@ -10,6 +10,7 @@
 
 #include "agent.h"
 #include "source.h"
+#include "multiline.h"
 #include "template.h"
 
 #define ROTATE_GRACE_MS 5000
@@ -34,7 +35,24 @@ source *source_new(agent *a, source_config *cfg)
     s->ring = ring_new(cfg->max_buffer_size, policy_of(cfg), &a->budget, on_drop, s);
     s->corrupt_rl = (log_ratelimit)LOG_RATELIMIT_INIT;
     s->drop_rl = (log_ratelimit)LOG_RATELIMIT_INIT;
+    source_apply_multiline(s);
     return s;
+}
+
+void source_apply_multiline(source *s)
+{
+    if (s->multiline)
+        regfree(&s->ml_re);
+    s->multiline = false;
+    if (!s->cfg->multiline_pattern && !s->cfg->datetime_format)
+        return;
+    char err[200];
+    if (multiline_compile(s->cfg->multiline_pattern, s->cfg->datetime_format, &s->ml_re, err,
+                          sizeof err) < 0) {
+        log_error("source %s: %s; multiline joining is off", s->name, err);
+        return;
+    }
+    s->multiline = true;
 }
 
 void container_unref(container *c)
@@ -101,6 +119,8 @@ void source_free(source *s)
         container_unref(s->cache[i]);
     free(s->cache);
     ring_free(s->ring);
+    if (s->multiline)
+        regfree(&s->ml_re);
     free(s->name);
     free(s);
 }
@@ -800,7 +820,8 @@ void source_flush_stale_partials(source *s, int64_t older_than_ms)
 {
     int64_t now = now_monotonic_ms();
     for (tailfile *f = s->files; f; f = f->next)
-        if ((f->pend[0].active || f->pend[1].active) && now - f->last_growth_ms >= older_than_ms)
+        if ((f->pend[0].active || f->pend[1].active || f->ml[0].active || f->ml[1].active) &&
+            now - f->last_growth_ms >= older_than_ms)
             if (tail_flush_partials(f) < 0)
                 return;
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <jansson.h>
+#include <regex.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -31,6 +32,7 @@ typedef struct container {
 typedef struct pending {
     bool active;
     uint64_t start; /* logical offset of its first line */
+    uint64_t end;   /* logical offset after its last line (multiline) */
     int64_t ts;
     buf esc;
     size_t utf8;
@@ -69,6 +71,7 @@ typedef struct tailfile {
     buf rbuf;              /* read but not yet parsed (starts at read_off - rbuf.len) */
     size_t cut_done;       /* escaped bytes of the event at the head already pushed */
     pending pend[2];
+    pending ml[2];         /* multiline events being joined, per output stream */
     uint64_t produced;     /* everything before it is in a record, dropped or skipped */
     uint64_t acked;        /* everything before it is delivered, dropped or skipped */
     uint64_t in_ring, in_flight;
@@ -107,6 +110,8 @@ struct source {
     source_stats st;
     log_ratelimit corrupt_rl, drop_rl;
     char last_error[240]; /* for `cwlogd status` */
+    bool multiline;       /* ml_re is compiled */
+    regex_t ml_re;
 };
 
 /* source.c */
@@ -123,6 +128,7 @@ void source_flush_partials(source *s);
 void source_finish_files(source *s);
 void source_flush_stale_partials(source *s, int64_t older_than_ms);
 void source_refresh_names(source *s); /* templates changed (reload) */
+void source_apply_multiline(source *s); /* (re)compile the multiline matcher */
 void source_touch_rotated(source *s); /* look again at rotated files (grace period) */  /* forget finished, fully acknowledged files */
 void source_release_file(tailfile *f); /* free a finished, acknowledged file */
 void container_unref(container *c);

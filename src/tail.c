@@ -8,6 +8,7 @@
 #include "cri.h"
 #include "jsonfile.h"
 #include "jsonstr.h"
+#include "multiline.h"
 #include "source.h"
 
 #define READ_CHUNK (128 * 1024)
@@ -15,7 +16,8 @@
  * containerd wrote (they split at 16 KiB): it is skipped as corrupt. */
 #define STRUCTURED_LINE_MAX (1024 * 1024)
 
-static buf scratch; /* escape/repair output; one thread */
+static buf scratch;  /* escape/repair output; one thread */
+static buf unescaped; /* multiline matching */
 
 tailfile *tail_new(source *s, const char *path, int fd, const struct stat *st)
 {
@@ -41,8 +43,10 @@ void tail_free(tailfile *f)
     else if (f->fd >= 0)
         close(f->fd);
     buf_free(&f->rbuf);
-    buf_free(&f->pend[0].esc);
-    buf_free(&f->pend[1].esc);
+    for (int i = 0; i < 2; i++) {
+        buf_free(&f->pend[i].esc);
+        buf_free(&f->ml[i].esc);
+    }
     free(f->path);
     free(f->real);
     free(f->group);
@@ -122,15 +126,19 @@ void tail_record_dropped_newest(tailfile *f)
 uint64_t tail_checkpoint_offset(const tailfile *f)
 {
     uint64_t off = f->acked;
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 2; i++) {
         if (f->pend[i].active && f->pend[i].start < off)
             off = f->pend[i].start;
+        if (f->ml[i].active && f->ml[i].start < off)
+            off = f->ml[i].start;
+    }
     return off >= f->base ? off - f->base : 0;
 }
 
 bool tail_fully_acked(const tailfile *f)
 {
-    return f->in_ring + f->in_flight == 0 && !f->pend[0].active && !f->pend[1].active;
+    return f->in_ring + f->in_flight == 0 && !f->pend[0].active && !f->pend[1].active &&
+           !f->ml[0].active && !f->ml[1].active;
 }
 
 /* A line that produces no record (corrupt, empty) is passed over. */
@@ -189,16 +197,76 @@ static int push_event(tailfile *f, int64_t ts, const char *esc, size_t len, size
     return 0;
 }
 
+/* ---- multiline: complete events are joined until a start line ---- */
+
+static int ml_flush(tailfile *f, int slot)
+{
+    pending *m = &f->ml[slot];
+    if (!m->active)
+        return 0;
+    if (m->utf8 > 0) {
+        int r = push_event(f, m->ts, m->esc.data, m->esc.len, m->utf8, m->end, m->start);
+        if (r < 0)
+            return r;
+    }
+    m->active = false;
+    m->esc.len = 0;
+    m->utf8 = 0;
+    settle(f);
+    return 0;
+}
+
+static int ml_feed(tailfile *f, int slot, int64_t ts, const char *esc, size_t len, size_t utf8,
+                   uint64_t ev_start, uint64_t end)
+{
+    pending *m = &f->ml[slot];
+    unescaped.len = 0;
+    jsonstr_unescape(&unescaped, esc, len);
+    bool starts = multiline_starts(&f->src->ml_re, unescaped.data ? unescaped.data : "",
+                                   unescaped.len);
+    if (m->active && (starts || m->utf8 + 1 + utf8 > max_event(f))) {
+        int r = ml_flush(f, slot); /* nothing changes when it cannot */
+        if (r < 0)
+            return r;
+    }
+    if (!m->active) {
+        m->active = true;
+        m->start = ev_start;
+        m->ts = ts;
+        m->esc.len = 0;
+        m->utf8 = 0;
+    } else {
+        buf_append(&m->esc, "\\n", 2); /* the lines are joined by a newline */
+        m->utf8 += 1;
+    }
+    buf_append(&m->esc, esc, len);
+    m->utf8 += utf8;
+    m->end = end;
+    return 0;
+}
+
+/* A complete event (one line, or joined partials): to the multiline stage
+ * when the source has one, else to the ring. */
+static int deliver(tailfile *f, int slot, int64_t ts, const char *esc, size_t len, size_t utf8,
+                   uint64_t ev_start, uint64_t end)
+{
+    if (f->src->multiline)
+        return ml_feed(f, slot, ts, esc, len, utf8, ev_start, end);
+    if (utf8 == 0) { /* CloudWatch refuses empty messages */
+        skip_to(f, end);
+        return 0;
+    }
+    return push_event(f, ts, esc, len, utf8, end, ev_start);
+}
+
 static int flush_pending(tailfile *f, int slot, uint64_t end)
 {
     pending *p = &f->pend[slot];
     if (!p->active)
         return 0;
-    if (p->utf8 > 0) {
-        int r = push_event(f, p->ts, p->esc.data, p->esc.len, p->utf8, end, p->start);
-        if (r < 0)
-            return r;
-    }
+    int r = deliver(f, slot, p->ts, p->esc.data, p->esc.len, p->utf8, p->start, end);
+    if (r < 0)
+        return r;
     p->active = false;
     p->esc.len = 0;
     p->utf8 = 0;
@@ -212,18 +280,16 @@ static int emit(tailfile *f, int slot, int64_t ts, const char *esc, size_t len, 
 {
     pending *p = &f->pend[slot];
     if (!p->active) {
-        if (!partial) {
-            if (utf8 == 0) { /* CloudWatch refuses empty messages */
-                skip_to(f, line_end);
-                return 0;
-            }
-            return push_event(f, ts, esc, len, utf8, line_end, line_start);
-        }
+        if (!partial)
+            return deliver(f, slot, ts, esc, len, utf8, line_start, line_end);
         *p = (pending){.active = true, .start = line_start, .ts = ts, .esc = p->esc};
         p->esc.len = 0;
     } else if (p->utf8 + utf8 > max_event(f)) {
-        /* The joined event would pass the limit: ship what is joined so far. */
-        int r = push_event(f, p->ts, p->esc.data, p->esc.len, p->utf8, line_start, p->start);
+        /* The joined event would pass the limit: ship what is joined so far
+         * (after any multiline event before it, to keep the order). */
+        int r = ml_flush(f, slot);
+        if (r == 0)
+            r = push_event(f, p->ts, p->esc.data, p->esc.len, p->utf8, line_start, p->start);
         if (r < 0)
             return r;
         p->esc.len = 0;
@@ -236,8 +302,7 @@ static int emit(tailfile *f, int slot, int64_t ts, const char *esc, size_t len, 
     p->utf8 += utf8;
     if (partial)
         return 0;
-    int r = p->utf8 ? push_event(f, p->ts, p->esc.data, p->esc.len, p->utf8, line_end, p->start)
-                    : 0;
+    int r = deliver(f, slot, p->ts, p->esc.data, p->esc.len, p->utf8, p->start, line_end);
     if (r < 0) { /* undo: the line is parsed again when there is room */
         p->esc.len = before;
         p->utf8 -= utf8;
@@ -444,6 +509,8 @@ int tail_flush_partials(tailfile *f)
     uint64_t end = f->read_off - f->rbuf.len;
     for (int i = 0; i < 2; i++) {
         int r = flush_pending(f, i, end);
+        if (r == 0)
+            r = ml_flush(f, i);
         if (r < 0)
             return r;
     }
@@ -459,9 +526,9 @@ void tail_check_rotation(tailfile *f)
         log_info("source %s: %s was truncated (copy-truncate?): reading it again from the start",
                  f->src->name, f->path);
         for (int i = 0; i < 2; i++) {
-            f->pend[i].active = false;
-            f->pend[i].esc.len = 0;
-            f->pend[i].utf8 = 0;
+            f->pend[i].active = f->ml[i].active = false;
+            f->pend[i].esc.len = f->ml[i].esc.len = 0;
+            f->pend[i].utf8 = f->ml[i].utf8 = 0;
         }
         f->cut_done = 0;
         f->skipping = false;
