@@ -3,6 +3,7 @@
  * rotated while stopped), container metadata and destination names, and
  * reading ready files fairly. */
 #include <dirent.h>
+#include <fnmatch.h>
 #include <fcntl.h>
 #include <glob.h>
 #include <libgen.h>
@@ -467,6 +468,40 @@ static void consider(source *s, const char *path, container *ctr, bool initial)
     }
 }
 
+/* The ECS agent and the task pause containers are not application logs. */
+static const char *const default_excludes[] = {"ecs-agent", "*internalecspause*"};
+
+static bool any_match(char **globs, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (fnmatch(globs[i], name, 0) == 0)
+            return true;
+    return false;
+}
+
+/* include_containers / exclude_containers, on the container name (without
+ * Docker's leading '/'); an unnamed container is matched by its id. */
+static bool container_wanted(source *s, container *c)
+{
+    const source_config *cfg = s->cfg;
+    const char *name = c->name ? c->name : c->id;
+    bool excluded;
+    if (cfg->exclude_containers_set)
+        excluded = any_match(cfg->exclude_containers, cfg->n_exclude_containers, name);
+    else
+        excluded = any_match((char **)default_excludes, ARRAY_SIZE(default_excludes), name);
+    bool included = cfg->n_include_containers == 0 ||
+                    any_match(cfg->include_containers, cfg->n_include_containers, name);
+    if (included && !excluded)
+        return true;
+    if (!c->skipped_logged) {
+        c->skipped_logged = true;
+        log_info("source %s: container %s (%.12s) %s; not reading it", s->name, name, c->id,
+                 excluded ? "matches exclude_containers" : "is not in include_containers");
+    }
+    return false;
+}
+
 static bool is_gz(const char *path)
 {
     size_t n = strlen(path);
@@ -502,6 +537,10 @@ static void scan_docker(source *s, bool initial)
             known = smap_get(&s->by_id, key);
         }
         container *c = known ? NULL : load_container(s, dir, de->d_name);
+        if (c && !container_wanted(s, c)) {
+            container_unref(c);
+            continue;
+        }
         consider(s, path, c, initial);
     }
     closedir(d);

@@ -25,6 +25,7 @@ typedef struct container {
     char *id, *name;
     json_t *labels; /* object, or NULL */
     unsigned refs;
+    bool skipped_logged; /* excluded; said once */
 } container;
 
 /* A partial event being joined: json-file entries without a trailing \n, CRI

@@ -145,6 +145,37 @@ class OnceDryRun(unittest.TestCase):
         recs, _ = env.once()
         self.assertEqual([r["message"] for r in recs], ["half line"])
 
+    def test_ecs_agent_and_pause_containers_are_skipped_by_default(self):
+        env = Env(self)
+        Container(env.containers, name="ecs-agent").write_lines(["agent"], ts_ns=T0)
+        Container(env.containers, name="ecs-shop-7-internalecspause-a1b2c3").write_lines(
+            ["pause"], ts_ns=T0)
+        Container(env.containers, name="web").write_lines(["app"], ts_ns=T0)
+        env.write_config({"containers": env.docker_source()})
+        recs, err = env.once()
+        self.assertEqual([r["message"] for r in recs], ["app"])
+        self.assertIn("container ecs-agent", err)
+
+    def test_include_and_exclude_container_globs(self):
+        env = Env(self)
+        for n in ("web-1", "web-2", "worker", "ecs-agent"):
+            Container(env.containers, name=n).write_lines([n], ts_ns=T0)
+        env.write_config({"containers": env.docker_source(include_containers="web-* ecs-*",
+                                                          exclude_containers="web-2")})
+        recs, _ = env.once()
+        # An explicit exclude list replaces the default one: ecs-agent is included here.
+        self.assertEqual(sorted(r["message"] for r in recs), ["ecs-agent", "web-1"])
+
+    def test_containers_without_ecs_labels_get_the_placeholder(self):
+        env = Env(self)
+        Container(env.containers, name="plain").write_lines(["x"], ts_ns=T0)
+        env.write_config({"containers": env.docker_source(
+            group="/ecs/{ecs_cluster}/{ecs_task_family}", stream="{ecs_container_name}")},
+            agent_extra="placeholder = no-ecs\n")
+        recs, err = env.once()
+        self.assertEqual((recs[0]["group"], recs[0]["stream"]), ("/ecs/no-ecs/no-ecs", "no-ecs"))
+        self.assertIn("-> /ecs/no-ecs/no-ecs / no-ecs", err)  # the preview names the destination
+
     def test_dry_run_checkpoints_are_separate_from_the_real_ones(self):
         env = Env(self)
         c = Container(env.containers)
