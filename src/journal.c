@@ -112,8 +112,8 @@ static int add_filter(journal *j, char *const *matches, size_t n_matches, char *
                       size_t n_units, int priority_max)
 {
     if (priority_max < -1 || priority_max > 7)
-        return log_error_errno(-EINVAL, "journal %s: invalid priority %d (expected 0..7)",
-                               j->name, priority_max);
+        return log_error_errno(-EINVAL, "journal %s: invalid priority %d (expected 0..7)", j->name,
+                               priority_max);
     for (size_t i = 0; i < n_matches; i++) {
         const char *m = matches[i];
         const char *eq = strchr(m, '=');
@@ -133,8 +133,8 @@ static int add_filter(journal *j, char *const *matches, size_t n_matches, char *
         if ((r = add_match(j, matches[i])) < 0)
             return r;
     for (size_t i = 0; i < n_units; i++) {
-        _cleanup_free_ char *m = xasprintf("_SYSTEMD_UNIT=%s%s", units[i],
-                                           strchr(units[i], '.') ? "" : ".service");
+        _cleanup_free_ char *m =
+            xasprintf("_SYSTEMD_UNIT=%s%s", units[i], strchr(units[i], '.') ? "" : ".service");
         if ((r = add_match(j, m)) < 0)
             return r;
     }
@@ -288,8 +288,7 @@ int journal_seek_after_cursor(journal *j, const char *cursor)
      * cursor's own when it still exists, and the one to read next when not. */
     r = sd_journal_next(j->sd);
     if (r < 0)
-        return log_error_errno(r, "journal %s: cannot read after cursor %s: %m", j->name,
-                               cursor);
+        return log_error_errno(r, "journal %s: cannot read after cursor %s: %m", j->name, cursor);
     if (r == 0) {
         /* Nothing at or after the position: the cursor's entry is gone too.
          * The position stays, so later entries are read from there. */
@@ -299,8 +298,7 @@ int journal_seek_after_cursor(journal *j, const char *cursor)
     }
     r = sd_journal_test_cursor(j->sd, cursor);
     if (r < 0)
-        return log_error_errno(r, "journal %s: cannot compare with cursor %s: %m", j->name,
-                               cursor);
+        return log_error_errno(r, "journal %s: cannot compare with cursor %s: %m", j->name, cursor);
     if (r > 0)
         return 0; /* on the cursor's entry, which was read before */
     j->pending = true;
@@ -363,13 +361,14 @@ const char *journal_field(journal *j, const char *name, size_t *len)
         uint64_t suppressed;
         if (r != -ENOENT && r != -EINVAL && log_ratelimit_ok(&j->field_rl, &suppressed)) {
             if (suppressed)
-                log_warning_errno(r, "journal %s: cannot read field %s at %s: %m "
-                                     "(%llu more suppressed)",
+                log_warning_errno(r,
+                                  "journal %s: cannot read field %s at %s: %m "
+                                  "(%llu more suppressed)",
                                   j->name, name, j->cursor ? j->cursor : "?",
                                   (unsigned long long)suppressed);
             else
-                log_warning_errno(r, "journal %s: cannot read field %s at %s: %m", j->name,
-                                  name, j->cursor ? j->cursor : "?");
+                log_warning_errno(r, "journal %s: cannot read field %s at %s: %m", j->name, name,
+                                  j->cursor ? j->cursor : "?");
         }
         return NULL;
     }

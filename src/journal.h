@@ -26,7 +26,7 @@ typedef struct journal_entry {
      * caller applies its own event size limit. "" when the entry has none. */
     const char *message;
     size_t message_len;
-    bool has_message; /* false: the entry has no MESSAGE field */
+    bool has_message;   /* false: the entry has no MESSAGE field */
     const char *cursor; /* for journal_seek_after_cursor() / the checkpoint */
 } journal_entry;
 

@@ -97,9 +97,17 @@ static void unlink_file(source *s, tailfile *f)
             pp = &(*pp)->ready_next;
         }
     }
-    for (tailfile *g = s->files; g; g = g->next)
+    for (tailfile *g = s->files; g; g = g->next) {
         if (g->wait_for == f)
             g->wait_for = NULL;
+        if (g->held_by == f) { /* gone without delivering the carried event */
+            g->held = false;
+            g->held_by = NULL;
+        }
+        for (int i = 0; i < 2; i++)
+            if (f->ml[i].carried_from == g)
+                f->ml[i].carried_from = NULL;
+    }
     agent_forget_dirty(s->a, f);
     container_unref(f->ctr);
 }
@@ -453,6 +461,10 @@ static void consider(source *s, const char *path, container *ctr, bool initial)
         return;
     }
     tailfile *old = smap_get(&s->by_path, path);
+    if (!old) /* the file that had this name may already be known as rotated */
+        for (tailfile *g = s->files; g; g = g->next)
+            if (g->state == TAIL_ROTATED && strcmp(g->path, path) == 0)
+                old = g;
     if (old && old->state == TAIL_ACTIVE) {
         /* Another file took this name: the one we had is rotated. */
         old->state = TAIL_ROTATED;
@@ -883,6 +895,12 @@ void source_release_file(tailfile *f)
 
 void source_finish_files(source *s)
 {
+    for (tailfile *f = s->files; f; f = f->next)
+        if (f->held && f->held_by && f->held_by->acked >= f->held_release_end) {
+            f->held = false;
+            f->held_by = NULL;
+            agent_mark_dirty(s->a, f);
+        }
     for (tailfile *f = s->files, *next; f; f = next) {
         next = f->next;
         if (f->state == TAIL_FINISHED && tail_fully_acked(f))

@@ -34,6 +34,7 @@ typedef struct pending {
     bool active;
     uint64_t start; /* logical offset of its first line */
     uint64_t end;   /* logical offset after its last line (multiline) */
+    struct tailfile *carried_from; /* a multiline event begun in the previous rotation */
     int64_t ts;
     buf esc;
     size_t utf8;
@@ -81,6 +82,12 @@ typedef struct tailfile {
     int64_t drop_first_ms, drop_last_ms;
     void *upload_stream;   /* uploader's stream for (group, stream), cached */
     int64_t delivered_ts;  /* event time of the last record delivered (status lag) */
+    /* A multiline event that began here continues in the next rotation: this
+     * file's checkpoint stays at the event's start until that file has
+     * delivered the event (its acked offset passes held_release_end). */
+    bool held;
+    uint64_t held_start, held_release_end;
+    struct tailfile *held_by;
 } tailfile;
 
 typedef struct source_stats {

@@ -132,13 +132,15 @@ uint64_t tail_checkpoint_offset(const tailfile *f)
         if (f->ml[i].active && f->ml[i].start < off)
             off = f->ml[i].start;
     }
+    if (f->held && f->held_start < off)
+        off = f->held_start;
     return off >= f->base ? off - f->base : 0;
 }
 
 bool tail_fully_acked(const tailfile *f)
 {
     return f->in_ring + f->in_flight == 0 && !f->pend[0].active && !f->pend[1].active &&
-           !f->ml[0].active && !f->ml[1].active;
+           !f->ml[0].active && !f->ml[1].active && !f->held;
 }
 
 /* A line that produces no record (corrupt, empty) is passed over. */
@@ -208,6 +210,11 @@ static int ml_flush(tailfile *f, int slot)
         int r = push_event(f, m->ts, m->esc.data, m->esc.len, m->utf8, m->end, m->start);
         if (r < 0)
             return r;
+    }
+    if (m->carried_from) {
+        /* The previous rotation may let go once this file delivers the event. */
+        m->carried_from->held_release_end = m->end;
+        m->carried_from = NULL;
     }
     m->active = false;
     m->esc.len = 0;
@@ -552,8 +559,41 @@ void tail_check_rotation(tailfile *f)
     }
 }
 
+/* A multiline event still open at the end of a rotated file continues at the
+ * start of the next one: hand it over instead of cutting it in two. */
+static void carry_multiline(tailfile *f)
+{
+    if (!f->src->multiline)
+        return;
+    tailfile *next = NULL;
+    for (tailfile *g = f->src->files; g; g = g->next)
+        if (g->wait_for == f)
+            next = g;
+    if (!next)
+        return;
+    for (int i = 0; i < 2; i++) {
+        pending *m = &f->ml[i], *n = &next->ml[i];
+        if (!m->active || n->active || f->pend[i].active)
+            continue;
+        if (!f->held || m->start < f->held_start)
+            f->held_start = m->start;
+        f->held = true;
+        f->held_by = next;
+        f->held_release_end = UINT64_MAX;
+        buf tmp = n->esc;
+        *n = *m;
+        n->start = n->end = next->acked;
+        n->carried_from = f;
+        m->esc = tmp;
+        m->esc.len = 0;
+        m->active = false;
+        m->utf8 = 0;
+    }
+}
+
 int tail_finish(tailfile *f)
 {
+    carry_multiline(f);
     int r = tail_flush_partials(f);
     if (r < 0)
         return r;

@@ -101,6 +101,33 @@ class Multiline(unittest.TestCase):
         recs, _ = env.once()
         self.assertEqual([r["message"] for r in recs], ["\n".join(JAVA), PLAIN])
 
+    def test_event_spanning_a_rotation_while_stopped_is_joined(self):
+        env = Env(self)
+        c = Container(env.containers, name="app")
+        c.write_lines([PLAIN], ts_ns=NOW)
+        env.write_config({"containers": env.docker_source(multiline_pattern="^[0-9]{4}-")})
+        recs, _ = env.once()
+        self.assertEqual([r["message"] for r in recs], [PLAIN])
+        c.write_lines(JAVA[:3], ts_ns=NOW)
+        c.rotate()
+        c.write_lines(JAVA[3:] + [PLAIN], ts_ns=NOW)
+        recs, _ = env.once()
+        self.assertEqual([r["message"] for r in recs], ["\n".join(JAVA), PLAIN])
+
+    def test_event_spanning_a_rotation_while_running_is_joined(self):
+        env = Env(self)
+        c = Container(env.containers, name="app")
+        env.write_config({"containers": env.docker_source(multiline_pattern="^[0-9]{4}-",
+                                                          multiline_timeout="30s")})
+        d = env.start()
+        c.write_lines(JAVA[:3], ts_ns=NOW)
+        time.sleep(0.5)
+        c.rotate()
+        c.write_lines(JAVA[3:] + [PLAIN, PLAIN], ts_ns=NOW)
+        d.wait_count(2, timeout=20)
+        d.stop()
+        self.assertEqual(d.messages()[:2], ["\n".join(JAVA), PLAIN])
+
 
 if __name__ == "__main__":
     main()
