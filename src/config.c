@@ -268,6 +268,8 @@ static void report(parse_ctx *ctx, const where *w, const char *fmt, ...)
  * ends; put them back in line order (stable, so one line keeps its order). */
 static void sort_errors_since(parse_ctx *ctx, size_t first)
 {
+    if (ctx->errs->n <= first)
+        return; /* nothing to sort (and msgs may still be NULL) */
     char **msgs = ctx->errs->msgs + first;
     unsigned *lines = ctx->err_lines + (first - ctx->errs_base);
     size_t n = ctx->errs->n - first;

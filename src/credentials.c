@@ -72,7 +72,7 @@ static void wipe_free(char *s)
     }
 }
 
-static void credentials_clear(credentials *k)
+void credentials_clear(credentials *k)
 {
     wipe_free(k->access_key_id);
     wipe_free(k->secret_access_key);
@@ -233,9 +233,8 @@ static const char *json_str(json_t *o, const char *key)
     return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
-/* Returns 0 and fills *k, or -EPROTO with *why naming the problem (never a value). */
-static int parse_credentials(const char *body, size_t len, const char *provider, credentials *k,
-                             const char **why)
+int creds_parse_json(const char *body, size_t len, const char *provider, credentials *k,
+                     const char **why)
 {
     if (len == 0) {
         *why = "empty answer";
@@ -377,7 +376,7 @@ static void on_ecs(const http_response *resp, void *userdata)
     }
     credentials k;
     const char *why = NULL;
-    if (parse_credentials(resp->body, resp->body_len, "ecs", &k, &why) < 0) {
+    if (creds_parse_json(resp->body, resp->body_len, "ecs", &k, &why) < 0) {
         snprintf(what, sizeof what, "%s: %s", c->where, why);
         failed(c, -EPROTO, what);
         return;
@@ -458,7 +457,7 @@ static void on_role_credentials(int err, const char *body, size_t len, void *use
     }
     credentials k;
     const char *why = NULL;
-    if (parse_credentials(body, len, "imds", &k, &why) < 0) {
+    if (creds_parse_json(body, len, "imds", &k, &why) < 0) {
         snprintf(what, sizeof what, "%s: credentials of role %s: %s", c->where, c->role, why);
         failed(c, -EPROTO, what);
         return;

@@ -18,6 +18,14 @@ typedef struct credentials {
     const char *provider;  /* "config", "environment", "ecs", "imds" */
 } credentials;
 
+/* Wipe and free the strings of k. */
+void credentials_clear(credentials *k);
+
+/* Parse the JSON that ECS and IMDS answer with. 0 and *k filled (the caller
+ * clears it), or -EPROTO with *why naming the problem (never a value). */
+int creds_parse_json(const char *body, size_t len, const char *provider, credentials *k,
+                     const char **why);
+
 typedef struct creds creds;
 
 /* Called (from the loop) whenever new credentials became current. */
