@@ -102,8 +102,8 @@ static void commit_checkpoints(agent *a)
         tailfile *f = a->dirty;
         a->dirty = f->dirty_next;
         f->dirty = false;
-        if (!a->cp)
-            continue;
+        if (!a->cp || f->src->journal)
+            continue; /* journald: one cursor per source, below */
         cp_file row = {
             .source = f->src->name,
             .path = f->path,
@@ -114,6 +114,11 @@ static void commit_checkpoints(agent *a)
         };
         memcpy(row.fingerprint, f->fp, f->fp_len);
         checkpoint_put_file(a->cp, &row);
+    }
+    for (size_t i = 0; i < a->n_sources && a->cp; i++) {
+        const char *cursor = journald_checkpoint(a->sources[i]);
+        if (cursor)
+            checkpoint_put_cursor(a->cp, a->sources[i]->name, cursor);
     }
     if (a->cp)
         checkpoint_commit(a->cp);

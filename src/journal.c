@@ -175,7 +175,9 @@ int journal_open(const char *dir, char *const *matches, size_t n_matches, char *
                 : sd_journal_open(&j->sd, SD_JOURNAL_LOCAL_ONLY);
     if (r < 0)
         return log_error_errno(r, "journal %s: cannot open: %m", j->name);
-    /* 0 = no limit: the default (64 KiB) cuts compressed fields short. */
+    /* 0 = no limit: older sd-journal releases (the systemd 219 era) decompress
+     * a field only up to the threshold, 64 KiB by default, and return it cut
+     * short. 252 ignores the threshold there. */
     r = sd_journal_set_data_threshold(j->sd, 0);
     if (r < 0)
         return log_error_errno(r, "journal %s: cannot set the data threshold: %m", j->name);
@@ -264,16 +266,27 @@ int journal_seek_tail(journal *j)
     assert(j);
     forget_entry(j);
     /* sd_journal_next() right after sd_journal_seek_tail() returns the last
-     * entry in some systemd releases; stepping back onto it makes "only what
-     * comes after" explicit. */
+     * entry (252 does), so step back onto that entry: the next read is the one
+     * after it. On an empty journal the tail position does not see files that
+     * appear later, and the head is the same place anyway. */
     int r = sd_journal_seek_tail(j->sd);
     if (r >= 0)
         r = sd_journal_previous(j->sd);
-    if (r == 0) /* nothing there yet: everything that comes is new */
+    if (r == 0)
         r = sd_journal_seek_head(j->sd);
     if (r < 0)
         return log_error_errno(r, "journal %s: cannot seek to the tail: %m", j->name);
     return 0;
+}
+
+char *journal_tail_cursor(journal *j)
+{
+    assert(j);
+    char *c = NULL;
+    /* Right after journal_seek_tail() the position is the last entry itself. */
+    if (sd_journal_get_cursor(j->sd, &c) < 0)
+        return NULL;
+    return c;
 }
 
 int journal_seek_after_cursor(journal *j, const char *cursor)

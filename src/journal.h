@@ -76,9 +76,15 @@ int journal_process(journal *j); /* a journal_change, or a negative errno */
 int journal_seek_head(journal *j);
 int journal_seek_tail(journal *j);
 int journal_seek_after_cursor(journal *j, const char *cursor);
+/* Right after journal_seek_tail(): the cursor of the last entry (malloc'd),
+ * or NULL when the journal is empty. What a first run stores so that the
+ * next run starts after it. */
+char *journal_tail_cursor(journal *j);
 
 /* Move to the next entry matching the filter: 1 with *e filled in, 0 when
- * there is nothing more now (wait for the fd), a negative errno on failure. */
+ * there is nothing more now (wait for the fd), a negative errno on failure
+ * (logged; an entry that could not be read is passed over, so calling again
+ * goes on with the next one). */
 int journal_next(journal *j, journal_entry *e);
 
 /* Another field of the current entry (CONTAINER_ID, CONTAINER_NAME,

@@ -116,6 +116,7 @@ void source_free(source *s)
 {
     if (!s)
         return;
+    journald_free(s);
     while (s->files) {
         tailfile *f = s->files;
         unlink_file(s, f);
@@ -163,8 +164,8 @@ static void on_drop(const record *r, bool newest, void *userdata)
 
 void source_mark_ready(source *s, tailfile *f)
 {
-    if (f->ready || f->state == TAIL_FINISHED)
-        return;
+    if (f->ready || f->state == TAIL_FINISHED || (f->fd < 0 && !f->gz))
+        return; /* journald channels have no file to read */
     f->ready = true;
     f->ready_next = NULL;
     if (s->ready_tail)
@@ -315,7 +316,7 @@ static void expand_names(source *s, tailfile *f)
 
 /* ---- opening files ---- */
 
-static void add_file(source *s, tailfile *f)
+void source_add_file(source *s, tailfile *f)
 {
     /* Append: the list stays oldest first. */
     tailfile **pp = &s->files, *prev = NULL;
@@ -419,7 +420,7 @@ static void open_new(source *s, const char *path, int fd, const struct stat *st,
             why = "start_at = beginning";
         }
     }
-    add_file(s, f);
+    source_add_file(s, f);
     tail_seek(f, offset);
     agent_mark_dirty(s->a, f);
     announce(s, f, offset, size, why);
@@ -664,7 +665,7 @@ static tailfile *open_rotated(source *s, const rotated_cand *c, const cp_file *r
     f->state = TAIL_ROTATED;
     f->ctr = container_for(s, c->path);
     expand_names(s, f);
-    add_file(s, f);
+    source_add_file(s, f);
     tail_seek(f, row ? row->offset : 0);
     agent_mark_dirty(s->a, f);
     announce(s, f, row ? row->offset : 0, (uint64_t)c->st.st_size,
@@ -747,6 +748,12 @@ static void resume_rows(source *s)
 void source_scan(source *s)
 {
     bool initial = !s->initial_scan_done;
+    if (s->cfg->type == SOURCE_JOURNALD) {
+        if (initial)
+            journald_open(s);
+        s->initial_scan_done = true;
+        return;
+    }
     s->rescan_pending = false;
     if (initial && s->a->cp) {
         cp_file *rows = NULL;
@@ -792,6 +799,10 @@ void source_pump(source *s)
     tailfile *f;
     if (s->blocked)
         return;
+    if (s->journal) {
+        journald_pump(s);
+        return;
+    }
     while ((f = ready_pop(s))) {
         if (f->wait_for && f->wait_for->state != TAIL_FINISHED)
             continue; /* woken when the older rotation is finished */
@@ -852,7 +863,7 @@ void source_on_fs_event(source *s, const char *dir, const char *name, uint32_t m
 
 bool source_idle(const source *s)
 {
-    if (s->ready_head || s->blocked || ring_count(s->ring) > 0)
+    if (s->ready_head || s->blocked || ring_count(s->ring) > 0 || !journald_idle(s))
         return false;
     for (const tailfile *f = s->files; f; f = f->next)
         if (f->state == TAIL_ROTATED)

@@ -118,6 +118,7 @@ struct source {
     source_stats st;
     log_ratelimit corrupt_rl, drop_rl;
     char last_error[240]; /* for `cwlogd status` */
+    struct jsource *journal; /* type = journald: the reader (source_journald.c) */
     bool multiline;       /* ml_re is compiled */
     regex_t ml_re;
 };
@@ -128,6 +129,7 @@ void source_free(source *s);
 void source_scan(source *s);          /* find files; open new ones; notice rotations */
 void source_pump(source *s);          /* read ready files until done, blocked or out of budget */
 void source_mark_ready(source *s, tailfile *f);
+void source_add_file(source *s, tailfile *f); /* append to the file list and maps */
 void source_mark_all_ready(source *s);
 void source_resume(source *s);        /* the ring has room again */
 void source_on_fs_event(source *s, const char *dir, const char *name, uint32_t mask);
@@ -140,6 +142,17 @@ void source_apply_multiline(source *s); /* (re)compile the multiline matcher */
 void source_touch_rotated(source *s); /* look again at rotated files (grace period) */  /* forget finished, fully acknowledged files */
 void source_release_file(tailfile *f); /* free a finished, acknowledged file */
 void container_unref(container *c);
+
+/* source_journald.c: the journald source. Its records belong to "channel"
+ * tailfiles (one per destination group/stream) whose offsets are entry
+ * sequence numbers; the checkpoint is the cursor of the last entry before
+ * the oldest one still pending in any channel. */
+int journald_open(source *s);
+void journald_free(source *s);
+void journald_pump(source *s);
+bool journald_idle(const source *s);
+/* The cursor to store now, or NULL when nothing changed. */
+const char *journald_checkpoint(source *s);
 
 /* tail.c */
 tailfile *tail_new(source *s, const char *path, int fd, const struct stat *st);
@@ -168,5 +181,10 @@ bool tail_fully_acked(const tailfile *f);
 void tail_read_fingerprint(int fd, unsigned char *fp, size_t *len);
 bool tail_fingerprint_matches(const unsigned char *stored, size_t stored_len,
                               const unsigned char *cur, size_t cur_len);
+/* One entry of a non-file source (journald): raw message bytes, escaped
+ * here; offsets are the source's entry sequence numbers. 0 or -EAGAIN. */
+int tail_emit_raw(tailfile *f, int64_t ts, const char *raw, size_t len, bool partial,
+                  uint64_t start, uint64_t end);
+void tail_skip(tailfile *f, uint64_t end); /* an entry that makes no record */
 /* Is the file at its current path still this one? Updates state. */
 void tail_check_rotation(tailfile *f);

@@ -621,3 +621,19 @@ int tail_finish(tailfile *f)
     f->state = TAIL_FINISHED;
     return 0;
 }
+
+int tail_emit_raw(tailfile *f, int64_t ts, const char *raw, size_t len, bool partial,
+                  uint64_t start, uint64_t end)
+{
+    size_t utf8;
+    scratch.len = 0;
+    if (jsonstr_escape(&scratch, raw, len, &utf8) > 0)
+        f->src->st.repaired++;
+    return emit(f, 0, ts, scratch.data ? scratch.data : "", scratch.len, utf8, partial, start,
+                end);
+}
+
+void tail_skip(tailfile *f, uint64_t end)
+{
+    skip_to(f, end);
+}

@@ -297,8 +297,8 @@ static void test_binary_message_with_nul_and_invalid_utf8_is_read_back_exactly(v
 }
 
 /* journal-remote compresses big fields, so this one is stored compressed;
- * sd-journal releases before 252 decompress only up to the data threshold
- * (64 KiB by default) unless it is lifted. */
+ * older sd-journal releases decompress only up to the data threshold (64 KiB
+ * by default) unless it is lifted. */
 static void test_large_compressed_message_is_not_truncated(void **state)
 {
     fixture *fx = *state;
