@@ -110,10 +110,10 @@ class Env:
         self.extra_env = {}
         test.addCleanup(self.kill_all)
 
-    def write_config(self, sources, agent_extra="", cloudwatch_extra=""):
+    def write_config(self, sources, agent_extra="", cloudwatch_extra="", region="us-east-1"):
         """sources: {name: {key: value}}"""
         text = "[agent]\nstate_dir = %s\nlog_level = debug\n%s\n" % (self.state, agent_extra)
-        text += "[cloudwatch]\nregion = us-east-1\n%s\n" % cloudwatch_extra
+        text += "[cloudwatch]\nregion = %s\n%s\n" % (region, cloudwatch_extra)
         for name, keys in sources.items():
             text += "[source %s]\n" % name
             for k, v in keys.items():
