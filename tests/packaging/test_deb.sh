@@ -41,8 +41,10 @@ deb="$tmp/out/cwlogd_${version}_$(dpkg --print-architecture).deb"
 pass "scripts/package deb built $(basename "$deb")"
 
 # ---- lintian ----------------------------------------------------------------
-out="$(lintian --fail-on error "$deb" 2>&1 | grep -v 'running with root privileges')" ||
-    fail "lintian reports errors:
+rc=0
+lintian --fail-on error "$deb" >"$tmp/lintian.log" 2>&1 || rc=$?
+out="$(grep -v 'running with root privileges' "$tmp/lintian.log" || true)"
+[ "$rc" -eq 0 ] || fail "lintian reports errors (exit status $rc):
 $out"
 if [ -n "$out" ]; then
     echo "lintian (no errors):"
