@@ -20,5 +20,7 @@ char *multiline_datetime_regex(const char *format, char *bad);
 int multiline_compile(const char *pattern, const char *datetime_format, regex_t *re, char *err,
                       size_t errlen);
 
-/* Does the unescaped line text start a new event? (binary-safe: REG_STARTEND) */
+/* Does the unescaped line text start a new event? Binary-safe (REG_STARTEND),
+ * but text[len] must be readable and NUL: some regexec implementations (and
+ * sanitizer interceptors) scan for it. */
 bool multiline_starts(const regex_t *re, const char *text, size_t len);

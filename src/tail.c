@@ -229,6 +229,8 @@ static int ml_feed(tailfile *f, int slot, int64_t ts, const char *esc, size_t le
     pending *m = &f->ml[slot];
     unescaped.len = 0;
     jsonstr_unescape(&unescaped, esc, len);
+    buf_appendc(&unescaped, 0); /* regexec implementations may look for it */
+    unescaped.len--;
     bool starts = multiline_starts(&f->src->ml_re, unescaped.data ? unescaped.data : "",
                                    unescaped.len);
     if (m->active && (starts || m->utf8 + 1 + utf8 > max_event(f))) {
