@@ -86,6 +86,41 @@ class EcsUpload(unittest.TestCase):
                                ("i-0fa4e1c3b2d5a6978/ecs.service", "e1"),
                                ("i-0fa4e1c3b2d5a6978/ecs.service", "e2")])
 
+    @unittest.skipUnless(REMOTE, "systemd-journal-remote is not installed")
+    def test_journal_vacuumed_between_runs_resumes_at_the_oldest_entry_left(self):
+        env = Env(self)
+        jdir = os.path.join(env.root, "journal")
+        os.makedirs(jdir)
+        write_journal(os.path.join(jdir, "a.journal"), [unit_entry(1, "x.service", "a1")])
+        env.write_config({"journal": {"type": "journald", "path": jdir, "group": "g",
+                                      "stream": "s", "start_at": "beginning"}},
+                         cloudwatch_extra=self.cw(env))
+        env.upload_once()
+        write_journal(os.path.join(jdir, "a.journal"), [unit_entry(2, "x.service", "a2 lost")])
+        write_journal(os.path.join(jdir, "b.journal"), [unit_entry(3, "x.service", "b3")])
+        os.unlink(os.path.join(jdir, "a.journal"))  # vacuumed while cwlogd was stopped
+        err = env.upload_once()
+        self.assertEqual([e["message"] for e in self.fake.events()], ["a1", "b3"])
+        self.assertIn("journal entry of the checkpoint is gone", err)
+
+    def test_multiline_event_spanning_a_rotation_arrives_whole(self):
+        env = Env(self)
+        c = Container(env.containers, name="app")
+        c.write_lines(["2024-11-24 09:19:59 INFO before"], ts_ns=NOW)
+        env.write_config({"containers": env.docker_source(
+            multiline_pattern="^[0-9]{4}-", group="g", stream="s")},
+            cloudwatch_extra=self.cw(env))
+        env.upload_once()
+        trace = ["2024-11-24 09:20:00 ERROR boom", "java.lang.RuntimeException: x",
+                 "\tat a.b.C.d(C.java:1)", "\tat a.b.C.e(C.java:2)"]
+        c.write_lines(trace[:2], ts_ns=NOW)
+        c.rotate()
+        c.write_lines(trace[2:] + ["2024-11-24 09:20:01 INFO after"], ts_ns=NOW)
+        env.upload_once()
+        self.assertEqual([e["message"] for e in self.fake.events()],
+                         ["2024-11-24 09:19:59 INFO before", "\n".join(trace),
+                          "2024-11-24 09:20:01 INFO after"])
+
 
 if __name__ == "__main__":
     main()
