@@ -3,6 +3,7 @@
 #include "checkpoint.h"
 
 #include <assert.h>
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -253,7 +254,9 @@ static int state_dir_check(const char *dir)
         return log_error_errno(errno, "checkpoint: cannot use state directory %s: %m", dir);
     if (!S_ISDIR(st.st_mode))
         return log_error_errno(ENOTDIR, "checkpoint: cannot use state directory %s: %m", dir);
-    if (access(dir, R_OK | W_OK | X_OK) < 0)
+    /* AT_EACCESS: checked with the capabilities the service runs with
+     * (access() would drop them for a non-root user). */
+    if (faccessat(AT_FDCWD, dir, R_OK | W_OK | X_OK, AT_EACCESS) < 0)
         return log_error_errno(errno, "checkpoint: cannot use state directory %s: %m", dir);
     return 0;
 }

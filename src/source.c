@@ -540,15 +540,14 @@ static void scan_docker(source *s, bool initial)
         _cleanup_free_ char *dir = xasprintf("%s/%s", root, de->d_name);
         _cleanup_free_ char *path = xasprintf("%s/%s-json.log", dir, de->d_name);
         watch_dir(s, dir);
-        if (access(path, F_OK) < 0)
+        /* stat, not access(): access() ignores CAP_DAC_READ_SEARCH, which is
+         * what lets the service user into Docker's root-only directories. */
+        struct stat st;
+        if (stat(path, &st) < 0)
             continue;
         char key[64];
-        struct stat st;
-        tailfile *known = NULL;
-        if (stat(path, &st) == 0) {
-            id_key(key, sizeof key, (uint64_t)st.st_dev, (uint64_t)st.st_ino);
-            known = smap_get(&s->by_id, key);
-        }
+        id_key(key, sizeof key, (uint64_t)st.st_dev, (uint64_t)st.st_ino);
+        tailfile *known = smap_get(&s->by_id, key);
         container *c = known ? NULL : load_container(s, dir, de->d_name);
         if (c && !container_wanted(s, c)) {
             container_unref(c);
@@ -897,7 +896,8 @@ void source_release_file(tailfile *f)
         /* Only the cache and this file know the container: forget it when its
          * directory is gone. */
         _cleanup_free_ char *copy = xstrdup(f->path);
-        if (access(dirname(copy), F_OK) < 0)
+        struct stat dst;
+        if (stat(dirname(copy), &dst) < 0)
             forget_container(s, f->ctr->id);
     }
     unlink_file(s, f);

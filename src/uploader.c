@@ -15,6 +15,11 @@
 #define DENIED_BASE_MS 5000
 #define DENIED_CAP_MS 120000
 #define AGE_TICK_MS 100
+/* All batches together (filling, queued, in flight). Past it, records stay in
+ * the rings (where the sources' policies apply) and partly filled batches of
+ * idle streams are sent at once: with many busy streams, memory stays flat
+ * instead of two full batches per stream. */
+#define BATCH_MEMORY_CAP (16u * 1024 * 1024)
 
 typedef struct ev {
     int64_t ts;
@@ -74,6 +79,7 @@ typedef struct uploader {
     upstream *all;
     loop_timer *age;
     size_t filled;         /* streams whose fill has events */
+    uint64_t batch_bytes;  /* charged by all batches */
     uint64_t max_event;
     uploader_stats st;
 } uploader;
@@ -97,6 +103,7 @@ static void batch_free(uploader *u, batch *b)
     if (!b)
         return;
     u->a->budget.used -= MIN(u->a->budget.used, b->charge);
+    u->batch_bytes -= MIN(u->batch_bytes, b->charge);
     free(b->evs);
     free(b->order);
     buf_free(&b->body);
@@ -146,6 +153,7 @@ static void batch_add(uploader *u, const char *group, const char *stream, batch 
     uint64_t cost = b->body.len - before + sizeof(ev);
     b->charge += cost;
     u->a->budget.used += cost;
+    u->batch_bytes += cost;
 }
 
 static const batch *sort_batch;
@@ -306,11 +314,28 @@ static void add_marker(upstream *s, tailfile *f)
 
 /* ---- pulling from rings ---- */
 
+static bool under_pressure(const uploader *u)
+{
+    return u->batch_bytes > BATCH_MEMORY_CAP / 2;
+}
+
+/* Over the memory cap: send what idle streams have gathered so far. */
+static void relieve(uploader *u)
+{
+    for (upstream *s = u->all; s; s = s->next)
+        if (s->fill->n > 0 && !s->queue && !s->busy)
+            seal(s);
+}
+
 static void uploader_kick(output *o, source *src)
 {
     uploader *u = (uploader *)o;
     const record *r;
     while ((r = ring_peek(src->ring))) {
+        if (u->batch_bytes + ring_record_cost(r->esc_len) > BATCH_MEMORY_CAP) {
+            relieve(u);
+            break; /* finish_head() kicks the sources again */
+        }
         tailfile *f = r->owner;
         upstream *s = stream_for(u, f);
         if (!batch_accepts(s->fill, r->timestamp_ms, r->utf8_len + 600)) {
@@ -556,7 +581,7 @@ static void finish_head(upstream *s, size_t rejected)
     s->busy = false;
     s->step = STEP_IDLE;
     if (s->fill->n > 0 && !s->queue &&
-        (s->fill->bytes + 8192 > CW_MAX_BATCH_BYTES ||
+        (s->fill->bytes + 8192 > CW_MAX_BATCH_BYTES || under_pressure(u) ||
          now_monotonic_ms() - s->fill->born_ms >= (int64_t)u->a->cfg->flush_interval_ms))
         seal(s);
     send_next(s);
