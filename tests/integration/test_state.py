@@ -3,11 +3,13 @@ and the agent keeps shipping; --check-config exit codes and messages."""
 
 import glob
 import os
+import shutil
 import sqlite3
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Container, Env, main  # noqa: E402
+from harness import BIN, Container, Env, main  # noqa: E402
 import unittest  # noqa: E402
 
 T0 = 1732440000_000000000
@@ -85,6 +87,31 @@ class CheckConfig(unittest.TestCase):
         p = env.run("--check-config", check=False)
         self.assertEqual(p.returncode, 78)
         self.assertIn(b"cannot open", p.stderr)
+
+
+
+class Privileges(unittest.TestCase):
+    @unittest.skipUnless(os.geteuid() == 0 and shutil.which("setpriv"),
+                         "needs root and setpriv to drop to another user")
+    def test_service_user_with_cap_dac_read_search_reads_root_only_containers(self):
+        # As the packaged service runs: its own user, CAP_DAC_READ_SEARCH only.
+        env = Env(self)
+        os.chmod(env.root, 0o755)
+        c = Container(env.containers)
+        c.write_lines(["from a root-only directory"], ts_ns=T0)
+        for p in (env.containers, c.dir):
+            os.chmod(p, 0o700)
+        os.chmod(c.path, 0o600)
+        os.makedirs(env.state)
+        os.chown(env.state, 65534, 65534)
+        env.write_config({"containers": env.docker_source()})
+        os.chmod(env.conf, 0o644)
+        p = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                            "--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search",
+                            BIN, "--config", env.conf, "--once", "--dry-run"],
+                           capture_output=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(b"from a root-only directory", p.stdout, p.stderr.decode())
 
 
 if __name__ == "__main__":
