@@ -63,9 +63,17 @@ def generate(root, lines, containers, seed=1):
 
 
 def run_measured(argv, stdout=subprocess.DEVNULL, stdin=None, env=None):
-    """Run argv; return (wall s, user+sys CPU s, peak RSS KiB, exit status)."""
+    """Run argv; return (wall s, user+sys CPU s, peak RSS KiB).
+
+    The peak RSS comes from GNU time, which forks from a small image: a child
+    forked from this Python process would count Python's own pages as its
+    peak (the high-water mark survives exec)."""
     t0 = time.monotonic()
-    p = subprocess.Popen(argv, stdout=stdout, stderr=subprocess.PIPE, stdin=stdin, env=env)
+    fd, rss_file = tempfile.mkstemp()
+    os.close(fd)
+    wrapped = ["/usr/bin/time", "-f", "%M", "-o", rss_file] + argv if os.path.exists(
+        "/usr/bin/time") else argv
+    p = subprocess.Popen(wrapped, stdout=stdout, stderr=subprocess.PIPE, stdin=stdin, env=env)
     _, status, ru = os.wait4(p.pid, 0)
     wall = time.monotonic() - t0
     err = p.stderr.read().decode(errors="replace")
@@ -73,7 +81,14 @@ def run_measured(argv, stdout=subprocess.DEVNULL, stdin=None, env=None):
     p.returncode = os.waitstatus_to_exitcode(status)
     if p.returncode != 0:
         sys.exit("%s failed (%d):\n%s" % (argv[0], p.returncode, err[-2000:]))
-    return wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss
+    rss = ru.ru_maxrss
+    try:
+        with open(rss_file) as f:
+            rss = int(f.read().split()[-1])
+    except (OSError, ValueError, IndexError):
+        pass
+    os.unlink(rss_file)
+    return wall, ru.ru_utime + ru.ru_stime, rss
 
 
 def main():
