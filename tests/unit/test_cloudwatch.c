@@ -31,6 +31,8 @@
 #include "loop.h"
 #include "util.h"
 
+#include "fake_aws_child.h"
+
 /* ---- helpers ---------------------------------------------------------------------------- */
 
 static json_t *decode(const buf *b)
@@ -609,56 +611,16 @@ static void test_client_without_region_waits_for_one(void **state)
 #define STRINGIFY(x) STRINGIFY_(x)
 #define WAIT_MS 15000
 
-typedef struct fake_aws {
-    pid_t pid;
-    int out_fd;
-    char *endpoint;
-    char *imds_endpoint;
-    char *region;
-} fake_aws;
-
-static fake_aws fake = {.pid = -1, .out_fd = -1};
-
-static char *fake_script(void)
-{
-    const char *dir = getenv("CWLOGD_SOURCE_DIR");
-    if (dir && *dir)
-        return xasprintf("%s/tests/fake_aws.py", dir);
-    /* Built by hand: find it next to this file. */
-    const char *slash = strrchr(__FILE__, '/');
-    if (!slash)
-        return xstrdup("../fake_aws.py");
-    return xasprintf("%.*s/../fake_aws.py", (int)(slash - __FILE__), __FILE__);
-}
-
-static size_t collect(char *p, size_t size, size_t n, void *userdata)
-{
-    buf_append(userdata, p, size * n);
-    return size * n;
-}
+static fake_child fake = {.pid = -1};
 
 /* A control request to the fake; its JSON answer (the caller decrefs). */
 static json_t *fake_control(const char *method, const char *path, const char *body)
 {
-    CURL *e = curl_easy_init();
-    assert_non_null(e);
-    _cleanup_free_ char *url = xasprintf("%s%s", fake.endpoint, path);
     buf out = {0};
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
-    if (body)
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &out);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 10000L);
-    CURLcode rc = curl_easy_perform(e);
-    long status = 0;
-    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(e);
-    if (rc != CURLE_OK || status != 200)
-        fail_msg("fake %s %s: %s, HTTP %ld: %.*s", method, path, curl_easy_strerror(rc), status,
-                 (int)out.len, out.data ? out.data : "");
+    long status = fake_child_request(&fake, method, path, body, &out);
+    if (status != 200)
+        fail_msg("fake %s %s: HTTP %ld: %.*s", method, path, status, (int)out.len,
+                 out.data ? out.data : "");
     json_error_t jerr;
     json_t *root = json_loadb(out.data, out.len, 0, &jerr);
     buf_free(&out);
@@ -673,47 +635,11 @@ static void fake_post(const char *path, const char *body)
 
 static int fake_start(void **state)
 {
-    _cleanup_free_ char *script = fake_script();
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) < 0)
+    const char *args[] = {"--static-key", AKID ":" SECRET, "--static-key",
+                          TOKEN_AKID ":" TOKEN_SECRET ":" TOKEN, "--max-event-size",
+                          STRINGIFY(MAX_EVENT), NULL};
+    if (!fake_child_start(&fake, args))
         return -1;
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        dup2(fds[1], STDOUT_FILENO);
-        execlp("python3", "python3", script, "--port", "0", "--imds-port", "0", "--static-key",
-               AKID ":" SECRET, "--static-key", TOKEN_AKID ":" TOKEN_SECRET ":" TOKEN,
-               "--max-event-size", STRINGIFY(MAX_EVENT), (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    fake.pid = pid;
-    fake.out_fd = fds[0];
-
-    buf line = {0};
-    while (!memchr(line.data ? line.data : "", '\n', line.len)) {
-        struct pollfd p = {.fd = fds[0], .events = POLLIN};
-        char chunk[512];
-        if (poll(&p, 1, 20000) <= 0)
-            break;
-        ssize_t n = read(fds[0], chunk, sizeof(chunk));
-        if (n <= 0)
-            break;
-        buf_append(&line, chunk, (size_t)n);
-    }
-    json_error_t jerr;
-    json_t *info = line.len ? json_loadb(line.data, line.len, JSON_DISABLE_EOF_CHECK, &jerr) : NULL;
-    buf_free(&line);
-    if (!info) {
-        fprintf(stderr, "test_cloudwatch: %s did not start\n", script);
-        return -1;
-    }
-    fake.endpoint = xstrdup(json_string_value(json_object_get(info, "endpoint")));
-    fake.imds_endpoint = xstrdup(json_string_value(json_object_get(info, "imds_endpoint")));
-    fake.region = xstrdup(json_string_value(json_object_get(info, "region")));
-    json_decref(info);
-
     /* Nothing in these tests may leave the machine or find another provider. */
     setenv("NO_PROXY", "*", 1);
     setenv("no_proxy", "*", 1);
@@ -726,18 +652,7 @@ static int fake_start(void **state)
 
 static int fake_stop(void **state)
 {
-    if (fake.pid > 0) {
-        kill(fake.pid, SIGTERM);
-        int status;
-        waitpid(fake.pid, &status, 0);
-        fake.pid = -1;
-    }
-    if (fake.out_fd >= 0)
-        close(fake.out_fd);
-    fake.out_fd = -1;
-    free(fake.endpoint);
-    free(fake.imds_endpoint);
-    free(fake.region);
+    fake_child_stop(&fake);
     return 0;
 }
 
@@ -801,8 +716,10 @@ static world *world_new(const char *akid, const char *secret, const char *token,
     w->h = http_new(w->l);
     assert_non_null(w->h);
     w->m = imds_new(w->l, w->h, fake.imds_endpoint);
-    w->cfg = (config){
-        .region = fake.region, .endpoint = fake.endpoint, .imds_endpoint = fake.imds_endpoint};
+    /* config's strings are not const; these are only read. */
+    w->cfg = (config){.region = (char *)fake.region,
+                      .endpoint = (char *)fake.endpoint,
+                      .imds_endpoint = (char *)fake.imds_endpoint};
     w->c = creds_new(w->l, w->h, w->m, &w->cfg, on_creds_changed, w);
     assert_non_null(w->c);
     if (start)

@@ -29,116 +29,30 @@
 #include "timeparse.h"
 #include "util.h"
 
+#include "fake_aws_child.h"
+
 #define ECS_TOKEN "ecs-task-authorization-0123456789"
 
 /* ---- the fake endpoint as a child process ---- */
 
-typedef struct fake {
-    pid_t pid;
-    json_t *info;
-    const char *endpoint, *imds_endpoint, *ecs_full_uri, *role;
-} fake;
-
-static char *source_dir(void)
-{
-    const char *env = getenv("CWLOGD_SOURCE_DIR");
-    if (env && *env)
-        return xstrdup(env);
-    /* This file is <source>/tests/unit/test_credentials.c. */
-    char *dir = xstrdup(__FILE__);
-    for (int i = 0; i < 3; i++) {
-        char *slash = strrchr(dir, '/');
-        if (!slash) {
-            free(dir);
-            return xstrdup(".");
-        }
-        *slash = '\0';
-    }
-    return dir;
-}
+typedef fake_child fake;
 
 static bool fake_start(fake *f)
 {
-    *f = (fake){.pid = -1};
-    _cleanup_free_ char *src = source_dir();
-    _cleanup_free_ char *script = xasprintf("%s/tests/fake_aws.py", src);
-    int p[2];
-    if (pipe2(p, O_CLOEXEC) < 0)
-        return false;
-    pid_t pid = fork();
-    if (pid < 0)
-        return false;
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-        dup2(p[1], STDOUT_FILENO);
-        execlp("python3", "python3", script, "--port", "0", "--imds-port", "0", "--seed", "11",
-               "--ecs-auth-token", ECS_TOKEN, (char *)NULL);
-        _exit(127);
-    }
-    close(p[1]);
-    f->pid = pid;
-    buf line = {0};
-    int64_t deadline = now_monotonic_ms() + 20000;
-    while (!memchr(line.data ? line.data : "", '\n', line.len)) {
-        struct pollfd pfd = {.fd = p[0], .events = POLLIN};
-        int64_t left = deadline - now_monotonic_ms();
-        if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
-            break;
-        char chunk[1024];
-        ssize_t n = read(p[0], chunk, sizeof chunk);
-        if (n <= 0)
-            break;
-        buf_append(&line, chunk, (size_t)n);
-    }
-    close(p[0]);
-    json_error_t jerr;
-    f->info = line.len ? json_loadb(line.data, line.len, JSON_DISABLE_EOF_CHECK, &jerr) : NULL;
-    buf_free(&line);
-    if (!f->info)
-        return false;
-    f->endpoint = json_string_value(json_object_get(f->info, "endpoint"));
-    f->imds_endpoint = json_string_value(json_object_get(f->info, "imds_endpoint"));
-    f->ecs_full_uri = json_string_value(json_object_get(f->info, "ecs_full_uri"));
-    f->role = json_string_value(json_object_get(f->info, "role_name"));
-    return f->endpoint && f->imds_endpoint && f->ecs_full_uri && f->role;
+    const char *args[] = {"--seed", "11", "--ecs-auth-token", ECS_TOKEN, NULL};
+    return fake_child_start(f, args) && f->ecs_full_uri && f->role;
 }
 
 static void fake_stop(fake *f)
 {
-    if (f->pid > 0) {
-        kill(f->pid, SIGTERM);
-        waitpid(f->pid, NULL, 0);
-    }
-    json_decref(f->info);
-    *f = (fake){.pid = -1};
-}
-
-static size_t sink(char *p, size_t s, size_t n, void *ud)
-{
-    buf_append(ud, p, s * n);
-    return s * n;
+    fake_child_stop(f);
 }
 
 /* A blocking call to the fake's control API; returns its JSON answer. */
 static json_t *control(const fake *f, const char *method, const char *path, const char *body)
 {
-    CURL *e = curl_easy_init();
-    assert_non_null(e);
-    _cleanup_free_ char *url = xasprintf("%s%s", f->endpoint, path);
     buf out = {0};
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
-    if (body)
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, sink);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &out);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 10000L);
-    long status = 0;
-    if (curl_easy_perform(e) == CURLE_OK)
-        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(e);
-    assert_int_equal(status, 200);
+    assert_int_equal(fake_child_request(f, method, path, body, &out), 200);
     json_error_t jerr;
     json_t *doc = json_loadb(out.data, out.len, 0, &jerr);
     buf_free(&out);
