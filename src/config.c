@@ -591,9 +591,11 @@ static bool set_url(parse_ctx *ctx, const where *w, const char *v, char **dst)
     return true;
 }
 
+/* The journal's own rules: A-Z, 0-9 and '_', not starting with a digit, at
+ * most 64 bytes. */
 static bool is_journal_field(const char *s, size_t n)
 {
-    if (n == 0)
+    if (n == 0 || n > 64 || isdigit((unsigned char)s[0]))
         return false;
     for (size_t i = 0; i < n; i++)
         if (!(isupper((unsigned char)s[i]) || isdigit((unsigned char)s[i]) || s[i] == '_'))
@@ -959,10 +961,11 @@ static void apply_source_value(parse_ctx *ctx, source_config *s, const raw_value
         break;
     case SK_MATCH: {
         const char *eq = strchr(v, '=');
-        if (!eq || !is_journal_field(v, (size_t)(eq - v))) {
+        if (!eq || !is_journal_field(v, (size_t)(eq - v)) || strncmp(v, "__", 2) == 0) {
             report(ctx, w,
-                   "invalid match \"%s\" (expected FIELD=value with an upper-case field, "
-                   "e.g. _SYSTEMD_UNIT=docker.service)",
+                   "invalid match \"%s\" (expected FIELD=value with an upper-case field of "
+                   "A-Z, 0-9 and _, not starting with a digit or \"__\", e.g. "
+                   "_SYSTEMD_UNIT=docker.service)",
                    v);
             break;
         }

@@ -988,6 +988,20 @@ static void test_free_functions_accept_null_and_empty(void **state)
 
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
+static void test_journal_fields_follow_the_journals_rules(void **state)
+{
+    fixture *f = *state;
+    load_fails(f, "[source j]\ntype = journald\ngroup = g\n"
+                  "match = __CURSOR=x\n"
+                  "match = 1ABC=y\n"
+                  "match = OK_FIELD=z\n"
+                  "stream = {journal:9X}\n");
+    EXPECT_ERROR(f, f->main_path, 4, "match", "__CURSOR=x");
+    EXPECT_ERROR(f, f->main_path, 5, "match", "1ABC=y");
+    EXPECT_ERROR(f, f->main_path, 7, "stream", "journal:9X");
+    assert_false(has_error(f, "OK_FIELD"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1028,6 +1042,7 @@ int main(void)
         cmocka_unit_test(test_bools_accept_the_usual_spellings),
         cmocka_unit_test(test_source_type_names_round_trip),
         cmocka_unit_test(test_free_functions_accept_null_and_empty),
+        T(test_journal_fields_follow_the_journals_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
