@@ -674,9 +674,25 @@ static tailfile *open_rotated(source *s, const rotated_cand *c, const cp_file *r
     return f;
 }
 
+/* The live name of a file whose row may name one of its rotations:
+ * "x-json.log.2" and "x-json.log.1.gz" -> "x-json.log"; kubelet's
+ * "0.log.20241124-092000" -> "0.log". Rotations are then "<base>.*". */
+static char *rotation_base(const char *path)
+{
+    char *base = xstrdup(path);
+    size_t n = strlen(base);
+    if (n > 3 && strcmp(base + n - 3, ".gz") == 0)
+        base[n -= 3] = 0;
+    char *dot = strrchr(base, '.');
+    if (dot && dot[1] && !strchr(dot, '/') && strspn(dot + 1, "0123456789-") == strlen(dot + 1))
+        *dot = 0;
+    return base;
+}
+
 static void resume_rotated(source *s, const cp_file *row)
 {
-    _cleanup_free_ char *pattern = xasprintf("%s.*", row->path);
+    _cleanup_free_ char *base = rotation_base(row->path);
+    _cleanup_free_ char *pattern = xasprintf("%s.*", base);
     glob_t g = {0};
     if (glob(pattern, 0, NULL, &g) != 0) {
         globfree(&g);
@@ -720,7 +736,7 @@ static void resume_rotated(source *s, const cp_file *row)
                 prev = f;
             }
         }
-        tailfile *cur = smap_get(&s->by_path, row->path);
+        tailfile *cur = smap_get(&s->by_path, base);
         if (cur && prev && cur != prev)
             cur->wait_for = prev;
     }
