@@ -78,6 +78,17 @@ class OnceDryRun(unittest.TestCase):
         self.assertEqual([r["message"] for r in recs], ["before", "bad utf8 \ufffd\ufffd", "after"])
         self.assertIn("corrupt json-file line", err)
 
+    def test_overlong_json_file_line_is_skipped_as_corrupt(self):
+        env = Env(self)
+        c = Container(env.containers)
+        c.write_lines(["before"], ts_ns=T0)
+        c.write_raw(b'{"log":"' + b"y" * (3 * 1024 * 1024) + b'\\n","stream":"stdout"}\n')
+        c.write_lines(["after"], ts_ns=T0)
+        env.write_config({"containers": env.docker_source()})
+        recs, err = env.once()
+        self.assertEqual([r["message"] for r in recs], ["before", "after"])
+        self.assertIn("overlong line", err)
+
     def test_event_longer_than_max_event_size_is_split(self):
         env = Env(self)
         p = os.path.join(env.logs, "big.log")
