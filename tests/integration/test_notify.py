@@ -49,6 +49,26 @@ class Notify(unittest.TestCase):
         self.assertLess(msgs.index("READY=1"), msgs.index("RELOADING=1"))
         self.assertLess(msgs.index("RELOADING=1"), msgs.index("STOPPING=1"))
 
+    def test_log_has_priority_prefixes_under_journald_and_repeats_are_rate_limited(self):
+        env = Env(self)
+        c = Container(env.containers)
+        c.write_raw(b"not json\n" * 100)
+        c.write_lines(["ok"])
+        env.write_config({"containers": env.docker_source()})
+        env.extra_env = {"JOURNAL_STREAM": "8:12345"}
+        recs, err = env.once()
+        self.assertEqual([r["message"] for r in recs], ["ok"])
+        lines = err.splitlines()
+        self.assertTrue(lines and all(l.startswith("<") and l[1] in "34567" for l in lines), lines[:3])
+        self.assertTrue(any(l.startswith("<4>") for l in lines))  # warnings as warning
+        corrupt = [l for l in lines if "corrupt json-file line" in l]
+        self.assertLessEqual(len(corrupt), 10)  # 100 bad lines, at most 10 messages
+        self.assertTrue(any("not logged" in l for l in corrupt[-1:]) or len(corrupt) == 10)
+        env.extra_env = {}
+        c.write_raw(b"not json\n")
+        _, err = env.once()
+        self.assertTrue(err.startswith("cwlogd: "), err[:40])
+
 
 if __name__ == "__main__":
     main()
