@@ -39,7 +39,7 @@ class Writer(threading.Thread):
             self.written += lines
             n += 20
             if self.rng.random() < 0.03:
-                c.rotate(keep=5)
+                c.rotate(keep=100)  # retention never runs out here: losses would be the agent's
             time.sleep(0.01)
 
 
