@@ -28,7 +28,9 @@ def by_stream(events):
     return d
 
 
-class Upload(unittest.TestCase):
+class UploadCase(unittest.TestCase):
+    """Helpers: a fake endpoint per test and a config pointing at it."""
+
     def fake(self, **kw):
         f = FakeAWS(seed=7, **kw)
         f.start()
@@ -44,6 +46,7 @@ class Upload(unittest.TestCase):
                          cloudwatch_extra=env.cloudwatch_keys(fake, flush + cw_extra))
         return env
 
+class Upload(UploadCase):
     def test_every_event_delivered_once_with_names_times_and_exact_bytes(self):
         fake = self.fake()
         env = self.env_for(fake)
@@ -104,27 +107,6 @@ class Upload(unittest.TestCase):
                 self.assertEqual(dups, caused, "duplicates beyond what reset_after caused")
                 if kind == "reset_after":
                     self.assertGreater(caused, 0)
-
-    def test_imds_credentials_rotate_during_a_run(self):
-        fake = self.fake(credential_lifetime=60)
-        env = self.env_for(fake)
-        c = Container(env.containers, name="rot")
-        d = env.start(dry_run=False)
-        first_key = fake.current_credentials().access_key_id
-        sent = 0
-        deadline = time.time() + 75
-        while time.time() < deadline:
-            c.write_lines(fixture_lines(10, "r%03d-" % sent), ts_ns=time.time_ns())
-            sent += 1
-            time.sleep(2.5)
-        fake.wait_events(sent * 10, timeout=20)
-        self.assertEqual(d.stop(), 0)
-        self.assertNotEqual(fake.current_credentials().access_key_id, first_key)
-        msgs = [e["message"] for e in fake.events()]
-        self.assertEqual(len(msgs), sent * 10)
-        self.assertEqual(len(set(msgs)), sent * 10)
-        errors = fake.requests()["ops"].get("PutLogEvents", {}).get("errors", {})
-        self.assertNotIn("ExpiredTokenException", errors)
 
     def test_outage_blocking_source_loses_nothing(self):
         fake = self.fake()
