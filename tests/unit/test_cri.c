@@ -13,15 +13,7 @@
 #include "cri.h"
 #include "util.h"
 
-static uint64_t rng_state;
-
-static uint64_t rnd(void)
-{
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
+#include "testutil.h"
 
 /* Parse from an exact-size heap copy so that any read past the line's end is
  * caught by the sanitizers. */

@@ -26,6 +26,7 @@
 #include "util.h"
 
 #include "fake_aws_child.h"
+#include "testutil.h"
 
 /* ---- the fake endpoint as a child process ---- */
 
@@ -55,39 +56,6 @@ static void set_faults(const fake *f, const char *rules)
 
 /* ---- driving the loop ---- */
 
-typedef bool (*step_fn)(void *arg);
-
-typedef struct runner {
-    loop *l;
-    step_fn step;
-    void *arg;
-    int64_t deadline;
-    bool done;
-} runner;
-
-static void runner_tick(loop *l, void *userdata)
-{
-    runner *r = userdata;
-    if (r->step(r->arg)) {
-        r->done = true;
-        loop_quit(l, 0);
-    } else if (now_monotonic_ms() >= r->deadline) {
-        loop_quit(l, 1);
-    }
-}
-
-/* A loop runs once (loop_quit is final), so each test runs its loop here once;
- * returns whether step() reported completion before the timeout. */
-static bool run(loop *l, step_fn step, void *arg, int64_t timeout_ms)
-{
-    runner r = {.l = l, .step = step, .arg = arg, .deadline = now_monotonic_ms() + timeout_ms};
-    loop_timer *t = loop_timer_new(l, runner_tick, &r);
-    assert_non_null(t);
-    loop_timer_arm(t, 5, 5);
-    loop_run(l);
-    loop_timer_free(t);
-    return r.done;
-}
 
 /* ---- recording responses ---- */
 

@@ -17,6 +17,8 @@
 #include "timeparse.h"
 #include "util.h"
 
+#include "testutil.h"
+
 #ifdef JSONFILE_BENCH
 /* The bench build keeps the tests compiled but runs only the benchmark. */
 #pragma GCC diagnostic ignored "-Wunused-function"
@@ -28,33 +30,6 @@
 
 /* ---- helpers ---------------------------------------------------------- */
 
-/* buf_append() that accepts an empty (possibly NULL) source. */
-static void append(buf *b, const void *p, size_t n)
-{
-    if (n)
-        buf_append(b, p, n);
-}
-
-static uint64_t rng_state;
-
-static uint64_t rnd(void)
-{
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static uint32_t rnd_below(uint32_t n)
-{
-    return (uint32_t)(rnd() % n);
-}
-
-static void seed(uint64_t s)
-{
-    const char *env = getenv("CWLOGD_TEST_SEED");
-    rng_state = env ? strtoull(env, NULL, 0) ^ s : s;
-}
 
 static unsigned long iterations(unsigned long dflt)
 {
@@ -82,7 +57,7 @@ static char *jansson_decode(const char *esc, size_t len, size_t *n)
 {
     buf b = {0};
     buf_appendc(&b, '"');
-    append(&b, esc, len);
+    buf_append(&b, esc, len);
     buf_appendc(&b, '"');
     json_error_t err;
     json_t *j = json_loadb(b.data, b.len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
@@ -373,7 +348,7 @@ static void test_nesting_deeper_than_jansson_accepts_is_corrupt(void **state)
         buf b = {0};
         buf_printf(&b, "{\"log\":\"x\",\"attrs\":");
         for (size_t k = 0; k < depth; k++)
-            append(&b, k % 2 ? "[" : "{\"a\":", k % 2 ? 1 : 5);
+            buf_append(&b, k % 2 ? "[" : "{\"a\":", k % 2 ? 1 : 5);
         buf_appendc(&b, '1');
         for (size_t k = depth; k-- > 0;)
             buf_appendc(&b, k % 2 ? ']' : '}');
@@ -426,7 +401,7 @@ static void put_u_escape(buf *b, uint32_t unit)
     const char *h = rnd_below(2) ? "0123456789abcdef" : "0123456789ABCDEF";
     char e[6] = {'\\',         'u', h[unit >> 12 & 0xf], h[unit >> 8 & 0xf], h[unit >> 4 & 0xf],
                  h[unit & 0xf]};
-    append(b, e, 6);
+    buf_append(b, e, 6);
 }
 
 static uint32_t rnd_cp(void)
@@ -492,21 +467,21 @@ static bool gen_string(buf *esc, buf *text, size_t units)
             if (cp >= 0x10000)
                 cp = rnd_below(2) ? 0x2028 : 0xe9;
             put_u_escape(esc, cp);
-            append(text, t, put_utf8(t, cp));
+            buf_append(text, t, put_utf8(t, cp));
             break;
         }
         case 6:
         case 7: {
             size_t n = put_utf8(t, rnd_cp());
-            append(esc, t, n);
-            append(text, t, n);
+            buf_append(esc, t, n);
+            buf_append(text, t, n);
             break;
         }
         default: {
             uint32_t cp = 0x10000 + rnd_below(0x100000), v = cp - 0x10000;
             put_u_escape(esc, 0xd800 + (v >> 10));
             put_u_escape(esc, 0xdc00 + (v & 0x3ff));
-            append(text, t, put_utf8(t, cp));
+            buf_append(text, t, put_utf8(t, cp));
             break;
         }
         }
@@ -530,7 +505,7 @@ static void gen_value(buf *b, int depth)
         buf esc = {0}, text = {0};
         gen_string(&esc, &text, rnd_below(4));
         buf_appendc(b, '"');
-        append(b, esc.data, esc.len);
+        buf_append(b, esc.data, esc.len);
         buf_appendc(b, '"');
         buf_free(&esc);
         buf_free(&text);
@@ -646,11 +621,11 @@ static void gen_line(buf *line, expected *x)
             x->newline_escape = gen_string(&esc, &x->text, rnd_below(12));
             if (rnd_below(10) < 7) {
                 x->newline_escape = true;
-                append(&esc, "\\n", 2);
+                buf_append(&esc, "\\n", 2);
                 buf_appendc(&x->text, '\n');
             }
             buf_appendc(line, '"');
-            append(line, esc.data, esc.len);
+            buf_append(line, esc.data, esc.len);
             buf_appendc(line, '"');
             buf_free(&esc);
             break;
@@ -776,9 +751,9 @@ static jsonfile_result check_line(const char *line, size_t len)
         if (r != JSONFILE_OK)
             fail_msg("result %d, jansson accepts: %s", r, show(line, len));
         buf esc = {0};
-        append(&esc, e.log, e.log_len);
+        buf_append(&esc, e.log, e.log_len);
         if (!e.partial)
-            append(&esc, "\\n", 2);
+            buf_append(&esc, "\\n", 2);
         size_t n;
         _cleanup_free_ char *d = jansson_decode(esc.data, esc.len, &n);
         buf_free(&esc);

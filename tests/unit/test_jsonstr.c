@@ -12,38 +12,12 @@
 #include "jsonstr.h"
 #include "util.h"
 
+#include "testutil.h"
+
 #define S(lit) lit, sizeof(lit) - 1
 
 /* ---- helpers ---------------------------------------------------------- */
 
-/* buf_append() that accepts an empty (possibly NULL) source. */
-static void append(buf *b, const void *p, size_t n)
-{
-    if (n)
-        buf_append(b, p, n);
-}
-
-static uint64_t rng_state;
-
-static uint64_t rnd(void)
-{
-    /* splitmix64: deterministic, good enough to spread test inputs */
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static uint32_t rnd_below(uint32_t n)
-{
-    return (uint32_t)(rnd() % n);
-}
-
-static void seed(uint64_t s)
-{
-    const char *env = getenv("CWLOGD_TEST_SEED");
-    rng_state = env ? strtoull(env, NULL, 0) ^ s : s;
-}
 
 static size_t put_utf8(char *out, uint32_t cp)
 {
@@ -75,7 +49,7 @@ static char *jansson_decode(const char *esc, size_t len, size_t *n)
 {
     buf b = {0};
     buf_appendc(&b, '"');
-    append(&b, esc, len);
+    buf_append(&b, esc, len);
     buf_appendc(&b, '"');
     json_error_t err;
     json_t *j = json_loadb(b.data, b.len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
@@ -133,10 +107,10 @@ static size_t reference_replace(const unsigned char *s, size_t len, buf *out)
         if (ok && (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)))
             ok = false;
         if (ok) {
-            append(out, s + i, need + 1);
+            buf_append(out, s + i, need + 1);
             i += need + 1;
         } else {
-            append(out, "\xef\xbf\xbd", 3);
+            buf_append(out, "\xef\xbf\xbd", 3);
             replaced++;
             i++;
         }
@@ -173,8 +147,8 @@ static void gen_reset(gen *g)
 
 static void gen_char(gen *g, const void *esc, size_t esc_len, const void *text, size_t text_len)
 {
-    append(&g->esc, esc, esc_len);
-    append(&g->text, text, text_len);
+    buf_append(&g->esc, esc, esc_len);
+    buf_append(&g->text, text, text_len);
     if (g->nb < ARRAY_SIZE(g->bounds)) {
         g->bounds[g->nb] = g->esc.len;
         g->u8[g->nb] = g->text.len;
@@ -322,17 +296,17 @@ static void gen_damaged_unit(gen *g)
             {S("\xff")},
         };
         size_t k = rnd_below(ARRAY_SIZE(bad));
-        append(&g->esc, bad[k].s, bad[k].n);
+        buf_append(&g->esc, bad[k].s, bad[k].n);
         for (size_t j = 0; j < bad[k].n; j++)
-            append(&g->text, "\xef\xbf\xbd", 3);
+            buf_append(&g->text, "\xef\xbf\xbd", 3);
         g->replacements += bad[k].n;
         break;
     }
     default: { /* lone surrogate escape */
         char e[6];
         gen_u_escape(e, (rnd_below(2) ? 0xd800 : 0xdc00) + rnd_below(0x400));
-        append(&g->esc, e, 6);
-        append(&g->text, "\xef\xbf\xbd", 3);
+        buf_append(&g->esc, e, 6);
+        buf_append(&g->text, "\xef\xbf\xbd", 3);
         g->replacements++;
         break;
     }
@@ -596,8 +570,8 @@ static void test_scan_generated_valid_content_matches_jansson(void **state)
     for (int it = 0; it < 20000; it++) {
         gen_content(g, rnd_below(30), false);
         buf line = {0};
-        append(&line, g->esc.data, g->esc.len);
-        append(&line, "\",\"x\":1}", 8);
+        buf_append(&line, g->esc.data, g->esc.len);
+        buf_append(&line, "\",\"x\":1}", 8);
         size_t end, u8;
         bool nl;
         assert_int_equal(jsonstr_scan(line.data, line.len, &end, &u8, &nl), JSONSTR_OK);
@@ -627,7 +601,7 @@ static void test_repair_of_damaged_content_gives_predicted_text(void **state)
         assert_int_equal(u8, g->text.len);
 
         buf out = {0};
-        append(&out, "keep", 4); /* repair appends */
+        buf_append(&out, "keep", 4); /* repair appends */
         size_t ru8;
         size_t replaced = jsonstr_repair(&out, g->esc.data, g->esc.len, &ru8);
         assert_memory_equal(out.data, "keep", 4);
@@ -798,7 +772,7 @@ static void test_escape_round_trips_random_bytes_through_jansson(void **state)
 static void test_escape_appends_to_existing_buffer_and_handles_empty(void **state)
 {
     buf out = {0};
-    append(&out, "{\"message\":\"", 12);
+    buf_append(&out, "{\"message\":\"", 12);
     size_t u8 = 99;
     assert_int_equal(jsonstr_escape(&out, "", 0, &u8), 0);
     assert_int_equal(u8, 0);

@@ -10,6 +10,8 @@
 #include "ring.h"
 #include "util.h"
 
+#include "testutil.h"
+
 #ifdef __SANITIZE_ADDRESS__
 /* The allocator's own count: glibc's mallinfo does not see ASan's heap. From
  * sanitizer/allocator_interface.h, which not every toolchain installs. */
@@ -32,26 +34,16 @@ static size_t allocated_bytes(void)
 #define MAX_LEN 70000u
 static unsigned char pool[POOL_WINDOW + MAX_LEN];
 
-static uint64_t rng_state;
-
-static uint64_t rng_next(void)
-{
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 static uint64_t rng_below(uint64_t n)
 {
-    return rng_next() % n;
+    return rnd() % n;
 }
 
 static int setup_pool(void **state)
 {
     rng_state = 12345;
     for (size_t i = 0; i < sizeof(pool); i++)
-        pool[i] = (unsigned char)rng_next();
+        pool[i] = (unsigned char)rnd();
     return 0;
 }
 
