@@ -4,6 +4,7 @@
  * and an acknowledgement for each record only after a 2xx. */
 #include "uploader.h"
 
+#include <sys/mman.h>
 #include <time.h>
 
 #include "agent.h"
@@ -16,10 +17,18 @@
 #define DENIED_CAP_MS 120000
 #define AGE_TICK_MS 100
 /* All batches together (filling, queued, in flight). Past it, records stay in
- * the rings (where the sources' policies apply) and partly filled batches of
- * idle streams are sent at once: with many busy streams, memory stays flat
- * instead of two full batches per stream. */
-#define BATCH_MEMORY_CAP (16u * 1024 * 1024)
+ * the rings, where the sources' policies apply. */
+#define BATCH_MEMORY_CAP (8u * 1024 * 1024)
+/* A batch starts on the heap; one that grows past SMALL_BODY moves to a slab:
+ * a mapping that holds a whole request (body and event index), kept for the
+ * next batch while others are in use and unmapped when none is. Large
+ * buffers then never fragment the heap, and refills do not page-fault. At
+ * most SLABS_MAX exist; a stream that needs one waits for a request to end,
+ * so requests stay full-sized however many streams are busy. */
+#define SMALL_BODY (64u * 1024)
+#define BODY_CAP ((size_t)CW_MAX_BATCH_BYTES + CW_MAX_BATCH_BYTES / 4)
+#define EV_JSON_MAX 64 /* {"timestamp":N,"message":"…"} around the message, and a comma */
+#define SLABS_MAX 4
 
 typedef struct ev {
     int64_t ts;
@@ -42,7 +51,10 @@ typedef struct batch {
     int64_t born_ms; /* monotonic time of its first event */
     uint64_t charge; /* bytes charged on the shared budget */
     size_t *order;   /* with !sorted: body order to arrival index */
+    void *slab;      /* body and evs live in this slab (not on the heap) */
 } batch;
+
+#define SLAB_BYTES (BODY_CAP + CW_MAX_BATCH_EVENTS * sizeof(ev))
 
 typedef enum stream_step {
     STEP_IDLE,
@@ -80,6 +92,9 @@ typedef struct uploader {
     loop_timer *age;
     size_t filled;         /* streams whose fill has events */
     uint64_t batch_bytes;  /* charged by all batches */
+    void *free_slabs;      /* unused slabs, linked through their first bytes */
+    unsigned slabs, slabs_used;
+    bool slab_wait;        /* a source waits for a slab */
     uint64_t max_event;
     uploader_stats st;
 } uploader;
@@ -98,25 +113,73 @@ static batch *batch_new(void)
     return b;
 }
 
+static void *slab_get(uploader *u)
+{
+    void *p = u->free_slabs;
+    if (p) {
+        memcpy(&u->free_slabs, p, sizeof(void *));
+    } else {
+        if (u->slabs >= SLABS_MAX)
+            return NULL;
+        p = mmap(NULL, SLAB_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) {
+            log_warning_errno(errno, "cloudwatch: cannot map a batch buffer: %m; sending "
+                                     "smaller requests");
+            return NULL;
+        }
+        u->slabs++;
+    }
+    u->slabs_used++;
+    return p;
+}
+
+static void slab_put(uploader *u, void *p)
+{
+    memcpy(p, &u->free_slabs, sizeof(void *));
+    u->free_slabs = p;
+    if (--u->slabs_used > 0)
+        return;
+    /* Nothing in use: an idle agent gives the memory back. */
+    while ((p = u->free_slabs)) {
+        memcpy(&u->free_slabs, p, sizeof(void *));
+        munmap(p, SLAB_BYTES);
+        u->slabs--;
+    }
+}
+
 static void batch_free(uploader *u, batch *b)
 {
     if (!b)
         return;
     u->a->budget.used -= MIN(u->a->budget.used, b->charge);
     u->batch_bytes -= MIN(u->batch_bytes, b->charge);
-    free(b->evs);
+    if (b->slab) {
+        slab_put(u, b->slab);
+    } else {
+        free(b->evs);
+        buf_free(&b->body);
+    }
     free(b->order);
-    buf_free(&b->body);
     free(b);
 }
 
-static bool batch_accepts(const batch *b, int64_t ts, uint32_t utf8)
+/* Whether an event of esc_len escaped bytes still fits in the body's room:
+ * a slab's is fixed; a heap body grows (it moves to a slab first, see
+ * make_room()). */
+static bool body_fits(const batch *b, size_t esc_len)
+{
+    return !b->slab || b->body.len + esc_len + EV_JSON_MAX + 2 <= BODY_CAP;
+}
+
+static bool batch_accepts(const batch *b, int64_t ts, uint32_t utf8, size_t esc_len)
 {
     if (b->n == 0)
         return true;
     if (b->n + 1 > CW_MAX_BATCH_EVENTS)
         return false;
     if (b->bytes + utf8 + CW_EVENT_OVERHEAD > CW_MAX_BATCH_BYTES)
+        return false;
+    if (!body_fits(b, esc_len))
         return false;
     int64_t lo = MIN(b->min_ts, ts), hi = MAX(b->max_ts, ts);
     return hi - lo <= CW_MAX_SPAN_MS;
@@ -125,21 +188,13 @@ static bool batch_accepts(const batch *b, int64_t ts, uint32_t utf8)
 static void batch_add(uploader *u, const char *group, const char *stream, batch *b, int64_t ts,
                       const char *esc, uint32_t len, uint32_t utf8, tailfile *f, uint64_t end)
 {
-    if (b->n == b->cap) { /* at most 10,000: one allocation, pages touched as used */
-        b->cap = CW_MAX_BATCH_EVENTS;
+    if (b->n == b->cap) { /* on the heap; a slab has room for CW_MAX_BATCH_EVENTS */
+        b->cap = b->cap ? MIN(b->cap * 2, (size_t)CW_MAX_BATCH_EVENTS) : 256;
         b->evs = xrealloc(b->evs, b->cap * sizeof *b->evs);
     }
     if (b->n == 0) {
         b->min_ts = b->max_ts = ts;
         b->born_ms = now_monotonic_ms();
-        /* Most batches fill up: one allocation instead of a doubling series
-         * that leaves freed blocks behind. Untouched pages cost no memory. */
-        if (b->body.cap == 0) {
-            /* The body holds a little more than the service counts: about 20
-             * bytes of JSON per event beyond the 26 it adds. */
-            b->body.cap = CW_MAX_BATCH_BYTES + CW_MAX_BATCH_BYTES / 4;
-            b->body.data = xmalloc(b->body.cap);
-        }
         cw_body_put_begin(&b->body, group, stream);
     } else if (ts < b->evs[b->n - 1].ts) {
         b->sorted = false;
@@ -167,6 +222,45 @@ static int by_time(const void *x, const void *y)
     return *(const size_t *)x < *(const size_t *)y ? -1 : 1; /* keep arrival order */
 }
 
+/* Move a heap batch to a slab: one copy of at most SMALL_BODY. */
+static bool promote(uploader *u, batch *b)
+{
+    void *slab = slab_get(u);
+    if (!slab)
+        return false;
+    char *body = slab;
+    ev *evs = (ev *)(body + BODY_CAP);
+    memcpy(body, b->body.data, b->body.len);
+    memcpy(evs, b->evs, b->n * sizeof *evs);
+    free(b->evs);
+    free(b->body.data);
+    b->slab = slab;
+    b->body.data = body;
+    b->body.cap = BODY_CAP;
+    b->evs = evs;
+    b->cap = CW_MAX_BATCH_EVENTS;
+    return true;
+}
+
+typedef enum room { ROOM_OK, ROOM_FULL, ROOM_WAIT } room;
+
+/* Before a record of esc_len escaped bytes goes into a stream's fill: a heap
+ * fill about to outgrow SMALL_BODY moves to a slab. ROOM_FULL: send the fill
+ * (it cannot have a slab); ROOM_WAIT: every slab is taken, wait for a request
+ * to end. */
+static room make_room(uploader *u, batch *b, size_t esc_len)
+{
+    if (b->slab || b->body.len + esc_len + EV_JSON_MAX + 2 <= SMALL_BODY)
+        return ROOM_OK;
+    if (b->body.len + esc_len + EV_JSON_MAX + 2 > BODY_CAP)
+        return b->n > 0 ? ROOM_FULL : ROOM_OK; /* a huge event alone: it stays on the heap */
+    if (promote(u, b))
+        return ROOM_OK;
+    if (u->slabs >= SLABS_MAX)
+        return ROOM_WAIT;
+    return b->n > 0 ? ROOM_FULL : ROOM_OK; /* no memory for a slab: smaller requests */
+}
+
 /* Close the body; events that arrived out of time order (a joined partial
  * takes its first part's time) are put in order, as the API requires. */
 static void finish_body(upstream *s, batch *b)
@@ -183,24 +277,25 @@ static void finish_body(upstream *s, batch *b)
         b->order[i] = i;
     sort_batch = b;
     qsort(b->order, b->n, sizeof *b->order, by_time);
-    buf body = {0};
-    buf_reserve(&body, b->body.len + 2);
-    cw_body_put_begin(&body, s->group, s->stream);
+    /* Rebuilt in place from a copy: the sorted body has the same length. */
+    char *old = xmalloc(b->body.len);
+    memcpy(old, b->body.data, b->body.len);
+    b->body.len = 0;
+    cw_body_put_begin(&b->body, s->group, s->stream);
     ev *evs = xmalloc(b->n * sizeof *evs);
     for (size_t i = 0; i < b->n; i++) {
         ev e = b->evs[b->order[i]];
-        cw_body_put_event(&body, i == 0, e.ts, b->body.data + e.off, e.len);
-        e.off = (uint32_t)(body.len - 2 - e.len);
+        cw_body_put_event(&b->body, i == 0, e.ts, old + e.off, e.len);
+        e.off = (uint32_t)(b->body.len - 2 - e.len);
         evs[i] = e;
     }
-    cw_body_put_end(&body);
+    cw_body_put_end(&b->body);
     /* Keep evs in arrival order (acknowledgements go in read order), now
      * pointing into the sorted body; order[] maps body position to arrival. */
     for (size_t i = 0; i < b->n; i++)
         b->evs[b->order[i]] = evs[i];
     free(evs);
-    buf_free(&b->body);
-    b->body = body;
+    free(old);
 }
 
 /* Arrival index of the event at body position i. */
@@ -305,7 +400,7 @@ static void add_marker(upstream *s, tailfile *f)
     buf esc = {0};
     size_t utf8;
     jsonstr_escape(&esc, msg, (size_t)n, &utf8);
-    if (!batch_accepts(s->fill, f->drop_last_ms, (uint32_t)utf8))
+    if (!batch_accepts(s->fill, f->drop_last_ms, (uint32_t)utf8, esc.len))
         seal(s);
     add_event(s, f->drop_last_ms, esc.data, (uint32_t)esc.len, (uint32_t)utf8, NULL, 0);
     buf_free(&esc);
@@ -321,12 +416,21 @@ static bool under_pressure(const uploader *u)
     return u->batch_bytes > BATCH_MEMORY_CAP / 2;
 }
 
-/* Over the memory cap: send what idle streams have gathered so far. */
+/* Over the memory cap. A request in flight frees its batch when it ends and
+ * kicks the sources again, so then there is nothing to do. With none in
+ * flight, the largest batch being filled is sent: batches stay as large as
+ * the cap allows instead of every stream sending what it has. */
 static void relieve(uploader *u)
 {
-    for (upstream *s = u->all; s; s = s->next)
-        if (s->fill->n > 0 && !s->queue && !s->busy)
-            seal(s);
+    upstream *best = NULL;
+    for (upstream *s = u->all; s; s = s->next) {
+        if (s->queue || s->busy)
+            return;
+        if (s->fill->n > 0 && (!best || s->fill->bytes > best->fill->bytes))
+            best = s;
+    }
+    if (best)
+        seal(best);
 }
 
 static void uploader_kick(output *o, source *src)
@@ -340,12 +444,22 @@ static void uploader_kick(output *o, source *src)
         }
         tailfile *f = r->owner;
         upstream *s = stream_for(u, f);
-        if (!batch_accepts(s->fill, r->timestamp_ms, r->utf8_len + 600)) {
-            /* Room for the record and a possible marker, or the fill is sealed;
-             * while the stream still has a batch queued, the source waits. */
+        /* Room for the record and a possible marker, or the fill is sealed;
+         * while the stream still has a batch queued, the source waits. */
+        size_t need = r->esc_len + 4096;
+        room rm = batch_accepts(s->fill, r->timestamp_ms, r->utf8_len + 600, need)
+                      ? make_room(u, s->fill, need)
+                      : ROOM_FULL;
+        if (rm == ROOM_FULL) {
             if (s->queue)
                 break;
             seal(s);
+            rm = make_room(u, s->fill, need);
+        }
+        if (rm == ROOM_WAIT) {
+            u->slab_wait = true;
+            relieve(u);
+            break;
         }
         if (f->drop_events > 0)
             add_marker(s, f);
@@ -586,6 +700,7 @@ static void finish_head(upstream *s, size_t rejected)
         (s->fill->bytes + 8192 > CW_MAX_BATCH_BYTES || under_pressure(u) ||
          now_monotonic_ms() - s->fill->born_ms >= (int64_t)u->a->cfg->flush_interval_ms))
         seal(s);
+    u->slab_wait = false; /* the kick says so again if it still waits */
     send_next(s);
     kick_all(u);
     agent_output_progress(u->a);

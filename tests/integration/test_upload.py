@@ -73,6 +73,50 @@ class Upload(UploadCase):
         self.assertNotIn("PutLogEvents", ops)
         self.assertNotIn("CreateLogStream", ops)
 
+    def test_many_busy_streams_share_request_buffers_and_send_full_requests(self):
+        # 10 streams of ~2.4 MB each go through at most 4 request-sized buffers
+        # (uploader.c, SLABS_MAX): every event arrives once and in order, and
+        # requests stay near the 1 MiB the API allows instead of shrinking.
+        fake = self.fake()
+        env = self.env_for(fake, cw_extra="flush_interval = 5s\n")
+        ctl = "\x01" * 3000  # escaped six times longer than it counts
+        want = {}
+        for k in range(10):
+            c = Container(env.containers, name="busy%d" % k,
+                          labels={"com.amazonaws.ecs.cluster": "many"})
+            msgs = ["%d-%06d %s" % (k, i, "y" * 180) for i in range(12000)]
+            if k == 0:
+                msgs[5000:5000] = [ctl + str(i) for i in range(300)]
+            c.write_lines(msgs, ts_ns=NOW_NS)
+            if k == 1:
+                # A partial joined after a later line of the other stream:
+                # the batch must be put in time order when it is sent.
+                c.write("early ", stream="stdout", ts_ns=NOW_NS + 20_000_000_000)
+                c.write("late line\n", stream="stderr", ts_ns=NOW_NS + 21_000_000_000)
+                c.write("end\n", stream="stdout", ts_ns=NOW_NS + 22_000_000_000)
+                msgs = msgs + ["early end", "late line"]
+            want[("/ecs/many", "busy%d/%s" % (k, c.id[:12]))] = msgs
+        env.upload_once(timeout=180)
+        events = fake.events()
+        got = by_stream(events)
+        for key, msgs in want.items():
+            if key[1].startswith("busy1/"):
+                self.assertEqual(sorted(got[key]), sorted(msgs), key)
+                self.assertEqual(got[key][-2:], ["early end", "late line"])
+            else:
+                self.assertEqual(got[key], msgs, key)
+        # Requests: the bytes the service counts, per request.
+        per_req = collections.Counter()
+        for e in events:
+            per_req[e["request_id"]] += len(e["message"].encode()) + 26
+        sizes = list(per_req.values())
+        ideal = sum(-(-sum(len(m.encode()) + 26 for m in msgs) // 1048576)
+                    for msgs in want.values())
+        print("%d requests for an ideal of %d" % (len(sizes), ideal), file=sys.stderr)
+        self.assertLessEqual(len(sizes), ideal + len(want),
+                             "requests shrank: %d for an ideal of %d" % (len(sizes), ideal))
+        self.assertTrue(all(n <= 1048576 for n in sizes))
+
     def test_group_created_with_retention_and_streams_remembered(self):
         fake = self.fake()
         env = self.env_for(fake, cw_extra="retention_days = 14\n")
