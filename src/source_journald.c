@@ -9,6 +9,12 @@
 #include "template.h"
 
 #define PUMP_ENTRIES 20000
+/* A channel (a container, with per-entry names) that has had no entry for
+ * this long and has nothing pending is forgotten: containers come and go,
+ * and their channels must not pile up. Checked at most once a minute, when a
+ * new channel is made. */
+#define CHANNEL_IDLE_MS (10 * 60 * 1000)
+#define CHANNEL_SWEEP_MS (60 * 1000)
 
 typedef struct jcursor {
     uint64_t seq;
@@ -31,6 +37,8 @@ typedef struct jsource {
     uint64_t next_ino;
     uint64_t saved_seq;   /* entries before it are checkpointed */
     char *saved;
+    int64_t idle_ms;      /* CHANNEL_IDLE_MS; CWLOGD_IDLE_FORGET_MS in tests */
+    int64_t swept_ms;
 } jsource;
 
 static void q_push(jsource *js, uint64_t seq, const char *cursor)
@@ -71,6 +79,28 @@ static const char *journal_lookup(void *userdata, const char *kind, const char *
     return NULL;
 }
 
+static bool channel_busy(const tailfile *f)
+{
+    return f->in_ring || f->in_flight || f->drop_events || f->held || f->pend[0].active ||
+           f->pend[1].active || f->ml[0].active || f->ml[1].active;
+}
+
+static void forget_idle_channels(jsource *js, int64_t now)
+{
+    if (now - js->swept_ms < MIN(js->idle_ms, (int64_t)CHANNEL_SWEEP_MS))
+        return;
+    js->swept_ms = now;
+    for (tailfile *f = js->s->files, *next; f; f = next) {
+        next = f->next;
+        if (channel_busy(f) || now - f->last_growth_ms < js->idle_ms)
+            continue;
+        _cleanup_free_ char *key = xasprintf("%s\n%s", f->group, f->stream);
+        smap_remove(&js->channels, key);
+        log_debug("source %s: forgetting idle channel %s / %s", js->s->name, f->group, f->stream);
+        source_release_file(f);
+    }
+}
+
 static tailfile *channel_for(jsource *js)
 {
     source *s = js->s;
@@ -99,8 +129,12 @@ static tailfile *channel_for(jsource *js)
     _cleanup_free_ char *stream = template_expand(s->cfg->stream, &v, TEMPLATE_STREAM);
     _cleanup_free_ char *key = xasprintf("%s\n%s", group, stream);
     tailfile *f = smap_get(&js->channels, key);
-    if (f)
+    int64_t now = now_monotonic_ms();
+    if (f) {
+        f->last_growth_ms = now;
         return f;
+    }
+    forget_idle_channels(js, now);
     struct stat st = {.st_dev = 0, .st_ino = (ino_t)++js->next_ino};
     _cleanup_free_ char *path =
         xasprintf("journal%s%s", s->cfg->n_paths ? ":" : "", s->cfg->n_paths ? s->cfg->paths[0] : "");
@@ -238,6 +272,10 @@ int journald_open(source *s)
     js->fd = -1;
     s->journal = js;
     js->per_entry_names = strchr(c->group, '{') || strchr(c->stream, '{');
+    js->idle_ms = CHANNEL_IDLE_MS;
+    const char *idle = getenv("CWLOGD_IDLE_FORGET_MS");
+    if (idle && *idle)
+        js->idle_ms = strtoll(idle, NULL, 10);
     int r = journal_open(c->n_paths ? c->paths[0] : NULL, c->matches, c->n_matches, c->units,
                          c->n_units, c->priority, &js->j);
     if (r < 0)

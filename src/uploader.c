@@ -29,6 +29,11 @@
 #define BODY_CAP ((size_t)CW_MAX_BATCH_BYTES + CW_MAX_BATCH_BYTES / 4)
 #define EV_JSON_MAX 64 /* {"timestamp":N,"message":"…"} around the message, and a comma */
 #define SLABS_MAX 4
+/* A stream no file or journal channel maps to any more, with nothing to
+ * send, is forgotten after this long (containers come and go); the state db
+ * still knows it exists. */
+#define STREAM_IDLE_MS (10 * 60 * 1000)
+#define STREAM_SWEEP_MS (60 * 1000)
 
 typedef struct ev {
     int64_t ts;
@@ -74,6 +79,8 @@ typedef struct upstream {
     bool busy;             /* a request is in flight or a retry is scheduled */
     bool known;            /* exists: in the state db, created, or accepted a put */
     bool waiting;          /* no credentials / region: resend when woken */
+    bool mapped;           /* a file maps to it (set by sweep()) */
+    int64_t used_ms;       /* monotonic time of its last batch */
     unsigned attempts;
     cw_call *call;
     loop_timer *retry;
@@ -90,6 +97,8 @@ typedef struct uploader {
     smap streams;
     upstream *all;
     loop_timer *age;
+    loop_timer *sweep;
+    int64_t idle_ms;       /* STREAM_IDLE_MS; CWLOGD_IDLE_FORGET_MS in tests */
     size_t filled;         /* streams whose fill has events */
     uint64_t batch_bytes;  /* charged by all batches */
     void *free_slabs;      /* unused slabs, linked through their first bytes */
@@ -320,6 +329,7 @@ static upstream *stream_for(uploader *u, tailfile *f)
         s->fill = batch_new();
         s->rl = (log_ratelimit){.interval_ms = 60000, .burst = 3};
         s->known = u->a->cp && checkpoint_stream_known(u->a->cp, s->group, s->stream);
+        s->used_ms = now_monotonic_ms();
         s->next = u->all;
         u->all = s;
         smap_put(&u->streams, key, s);
@@ -345,6 +355,33 @@ static void stream_free(upstream *s)
     free(s);
 }
 
+/* Forget streams that nothing maps to and that have been idle a while. */
+static void sweep_cb(loop *l, void *userdata)
+{
+    uploader *u = userdata;
+    for (upstream *s = u->all; s; s = s->next)
+        s->mapped = false;
+    for (size_t i = 0; i < u->a->n_sources; i++)
+        for (tailfile *f = u->a->sources[i]->files; f; f = f->next)
+            if (f->upload_stream)
+                ((upstream *)f->upload_stream)->mapped = true;
+    int64_t now = now_monotonic_ms();
+    for (upstream **p = &u->all; *p;) {
+        upstream *s = *p;
+        if (s->mapped || s->fill->n || s->queue || s->busy || s->call || s->waiting ||
+            now - s->used_ms < u->idle_ms) {
+            p = &s->next;
+            continue;
+        }
+        *p = s->next;
+        _cleanup_free_ char *key = xasprintf("%s\n%s", s->group, s->stream);
+        smap_remove(&u->streams, key);
+        log_debug("cloudwatch: forgetting idle stream %s / %s", s->group, s->stream);
+        stream_free(s);
+        u->st.streams--;
+    }
+}
+
 static void arm_age(uploader *u)
 {
     if (u->filled > 0 && !loop_timer_armed(u->age))
@@ -359,6 +396,7 @@ static void seal(upstream *s)
     batch *b = s->fill;
     s->fill = batch_new();
     s->u->filled--;
+    s->used_ms = now_monotonic_ms();
     if (s->qtail)
         s->qtail->next = b;
     else
@@ -931,10 +969,10 @@ static void uploader_report(const output *o, buf *b, bool prometheus)
 {
     const uploader *u = (const uploader *)o;
     if (!prometheus) {
-        buf_printf(b, "output: CloudWatch Logs at %s; %llu request(s), %llu retried, %llu "
-                      "event(s) sent, %llu rejected, %llu drop marker(s)\n",
+        buf_printf(b, "output: CloudWatch Logs at %s; %llu stream(s), %llu request(s), %llu "
+                      "retried, %llu event(s) sent, %llu rejected, %llu drop marker(s)\n",
                    cw_client_url(u->cw) ? cw_client_url(u->cw) : "(no region yet)",
-                   (unsigned long long)u->st.requests, (unsigned long long)u->st.retries,
+                   (unsigned long long)u->st.streams, (unsigned long long)u->st.requests, (unsigned long long)u->st.retries,
                    (unsigned long long)u->st.events_sent, (unsigned long long)u->st.rejected,
                    (unsigned long long)u->st.markers);
         buf_printf(b, "  %-32s %8s %10s %10s  %s\n", "STATE", "QUEUED", "SENT", "FAILURES",
@@ -956,6 +994,9 @@ static void uploader_report(const output *o, buf *b, bool prometheus)
                   "# HELP cwlogd_retries_total Requests retried after a failure.\n"
                   "# TYPE cwlogd_retries_total counter\ncwlogd_retries_total %llu\n",
                (unsigned long long)u->st.requests, (unsigned long long)u->st.retries);
+    buf_printf(b, "# HELP cwlogd_streams Log streams the uploader keeps state for.\n"
+                  "# TYPE cwlogd_streams gauge\ncwlogd_streams %llu\n",
+               (unsigned long long)u->st.streams);
     buf_printf(b, "# HELP cwlogd_stream_events_sent_total Events accepted per log stream.\n"
                   "# TYPE cwlogd_stream_events_sent_total counter\n");
     for (const upstream *s = u->all; s; s = s->next) {
@@ -994,6 +1035,7 @@ static void uploader_free(output *o)
     }
     smap_clear(&u->streams);
     loop_timer_free(u->age);
+    loop_timer_free(u->sweep);
     free(u);
 }
 
@@ -1025,5 +1067,12 @@ output *uploader_new(agent *a, cw_client *cw)
     u->cw = cw;
     u->max_event = a->cfg->max_event_size;
     u->age = loop_timer_new(a->loop, age_cb, u);
+    u->idle_ms = STREAM_IDLE_MS;
+    const char *idle = getenv("CWLOGD_IDLE_FORGET_MS");
+    if (idle && *idle)
+        u->idle_ms = strtoll(idle, NULL, 10);
+    u->sweep = loop_timer_new(a->loop, sweep_cb, u);
+    int64_t every = MIN((int64_t)STREAM_SWEEP_MS, MAX(u->idle_ms, (int64_t)100));
+    loop_timer_arm(u->sweep, (uint64_t)every, (uint64_t)every);
     return &u->base;
 }

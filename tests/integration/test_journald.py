@@ -150,5 +150,30 @@ class Journald(unittest.TestCase):
         self.assertEqual(d.messages(), ["fourth"])
 
 
+    def test_channels_of_containers_that_stopped_logging_are_forgotten(self):
+        # Per-container channels (one per group/stream) that stay idle are
+        # freed, so container churn does not pile them up; a container that
+        # logs again gets a new channel and loses and repeats nothing.
+        env, jdir = self.setup_env(stream="{container_name}")
+        env.extra_env["CWLOGD_IDLE_FORGET_MS"] = "300"
+        path = os.path.join(jdir, "a.journal")
+        write_journal(path, [entry([("MESSAGE", "c%d first" % k), ("CONTAINER_NAME", "c%d" % k)], k)
+                             for k in range(1, 21)])
+        d = env.start()
+        d.wait_count(20)
+        time.sleep(0.8)
+        write_journal(path, [entry([("MESSAGE", "new one"), ("CONTAINER_NAME", "c99")], 30),
+                             entry([("MESSAGE", "c1 again"), ("CONTAINER_NAME", "c1")], 31)])
+        d.wait_count(22, timeout=20)
+        self.assertEqual(d.stop(), 0)
+        self.assertEqual(d.messages(), ["c%d first" % k for k in range(1, 21)] +
+                         ["new one", "c1 again"])
+        self.assertEqual(d.log().count("forgetting idle channel"), 20, d.log())
+        d = env.start()
+        time.sleep(0.5)
+        d.stop()
+        self.assertEqual(d.messages(), [])
+
+
 if __name__ == "__main__":
     main()

@@ -117,6 +117,31 @@ class Upload(UploadCase):
                              "requests shrank: %d for an ideal of %d" % (len(sizes), ideal))
         self.assertTrue(all(n <= 1048576 for n in sizes))
 
+    def test_streams_of_removed_containers_are_forgotten(self):
+        # Container churn: the uploader frees the state of streams no file
+        # maps to any more once they are idle; live streams are kept.
+        fake = self.fake()
+        env = self.env_for(fake)
+        env.extra_env["CWLOGD_IDLE_FORGET_MS"] = "300"
+        cs = [Container(env.containers, name="churn%d" % k) for k in range(3)]
+        d = env.start(dry_run=False)
+        for k, c in enumerate(cs):
+            c.write_lines(["%d-a" % k], ts_ns=NOW_NS)
+        fake.wait_events(3, timeout=20)
+        cs[1].remove()
+        cs[2].remove()
+        deadline = time.time() + 20
+        while d.log().count("forgetting idle stream") < 2 and time.time() < deadline:
+            time.sleep(0.1)
+        cs[0].write_lines(["0-b"], ts_ns=NOW_NS)
+        fake.wait_events(4, timeout=20)
+        time.sleep(1)
+        self.assertEqual(d.stop(), 0)
+        log = d.log()
+        self.assertEqual(log.count("forgetting idle stream"), 2, log)
+        self.assertNotIn("churn0/", "".join(l for l in log.splitlines() if "forgetting" in l))
+        self.assertEqual(sorted(e["message"] for e in fake.events()), ["0-a", "0-b", "1-a", "2-a"])
+
     def test_group_created_with_retention_and_streams_remembered(self):
         fake = self.fake()
         env = self.env_for(fake, cw_extra="retention_days = 14\n")
