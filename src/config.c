@@ -3,6 +3,7 @@
 #include "config.h"
 #include "multiline.h"
 #include "template.h"
+#include "timeparse.h"
 
 #include <assert.h>
 #include <ctype.h>
@@ -956,9 +957,18 @@ static void apply_source_value(parse_ctx *ctx, source_config *s, const raw_value
     case SK_MULTILINE_TIMEOUT:
         set_duration(ctx, w, v, &s->multiline_timeout_ms);
         break;
-    case SK_TIME_FORMAT:
+    case SK_TIME_FORMAT: {
+        char bad = 0;
+        if (*v && timeparse_format_check(v, &bad) < 0) {
+            report(ctx, w, "unsupported directive %%%c in \"%s\" (supported: %%Y %%y %%m %%d "
+                           "%%e %%H %%I %%M %%S %%p %%j %%f %%L %%Z %%z %%b %%h %%B %%a %%A %%T "
+                           "%%F %%%%)",
+                   bad ? bad : '?', v);
+            break;
+        }
         set_optional(&s->time_format, v);
         break;
+    }
     case SK_MATCH: {
         const char *eq = strchr(v, '=');
         if (!eq || !is_journal_field(v, (size_t)(eq - v)) || strncmp(v, "__", 2) == 0) {

@@ -10,6 +10,7 @@
 #include "jsonstr.h"
 #include "multiline.h"
 #include "source.h"
+#include "timeparse.h"
 
 #define READ_CHUNK (128 * 1024)
 /* A json-file or CRI line longer than this is not something Docker or
@@ -382,7 +383,12 @@ static int handle_plain(tailfile *f, const char *line, size_t len, uint64_t star
     scratch.len = 0;
     if (jsonstr_escape(&scratch, line, len, &utf8) > 0)
         f->src->st.repaired++;
-    return emit(f, 0, now_realtime_ms(), scratch.data, scratch.len, utf8, false, start, end);
+    /* The time the line was read, or the one at its start by time_format. */
+    int64_t now = now_realtime_ms(), ts;
+    const char *fmt = f->src->cfg->time_format;
+    if (!fmt || timeparse_format_ms(fmt, line, len, now, &ts) < 0)
+        ts = now;
+    return emit(f, 0, ts, scratch.data, scratch.len, utf8, false, start, end);
 }
 
 static int handle_line(tailfile *f, const char *line, size_t len, uint64_t start, uint64_t end)

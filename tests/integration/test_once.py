@@ -5,6 +5,7 @@ prints only what is new."""
 import json
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import Container, Env, cri_line, docker_json, main  # noqa: E402
@@ -102,6 +103,25 @@ class OnceDryRun(unittest.TestCase):
         for r in recs:
             self.assertLessEqual(len(r["message"].encode()), 2048)
         self.assertEqual(len(recs), 3)
+
+    def test_time_format_gives_plain_lines_their_own_time(self):
+        env = Env(self)
+        p = os.path.join(env.logs, "app.log")
+        with open(p, "w") as f:
+            f.write("2024-11-24 09:20:00,123 INFO started\n")
+            f.write("no time on this line\n")
+            f.write("2024-11-24 09:20:01,5 WARN slow\n")
+        env.write_config({"app": {"type": "file", "path": p, "group": "g", "start_at": "beginning",
+                                  "time_format": "%Y-%m-%d %H:%M:%S,%f"}})
+        env.extra_env["TZ"] = "UTC0"  # a time without a zone is local time
+        before = int(time.time() * 1000)
+        recs, _ = env.once()
+        self.assertEqual([r["message"] for r in recs],
+                         ["2024-11-24 09:20:00,123 INFO started", "no time on this line",
+                          "2024-11-24 09:20:01,5 WARN slow"])
+        self.assertEqual(recs[0]["timestamp"], 1732440000123)
+        self.assertGreaterEqual(recs[1]["timestamp"], before)  # no time: when it was read
+        self.assertEqual(recs[2]["timestamp"], 1732440001500)
 
     def test_cri_lines_with_partials(self):
         env = Env(self)

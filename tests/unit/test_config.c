@@ -741,6 +741,14 @@ static void test_multiline_pattern_and_datetime_format_together_are_an_error(voi
     assert_int_equal(f->errs.n, 1);
 }
 
+static void test_unsupported_time_format_directive_is_an_error(void **state)
+{
+    fixture *f = *state;
+    load_fails(f, "[source f]\ntype = file\npath = /x\ngroup = /g\ntime_format = %Y-%Q\n");
+    EXPECT_ERROR(f, f->main_path, 5, "[source f] time_format: ", "%Q", "supported");
+    assert_int_equal(f->errs.n, 1);
+}
+
 static void test_config_without_sources_is_an_error(void **state)
 {
     fixture *f = *state;
@@ -1030,6 +1038,7 @@ int main(void)
         T(test_bad_source_names_are_errors),
         T(test_invalid_multiline_pattern_reports_regerror_text),
         T(test_multiline_pattern_and_datetime_format_together_are_an_error),
+        T(test_unsupported_time_format_directive_is_an_error),
         T(test_config_without_sources_is_an_error),
         T(test_static_keys_must_come_in_pairs_and_are_never_echoed),
         T(test_templates_with_unknown_variables_or_bad_braces_are_errors),

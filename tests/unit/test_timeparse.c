@@ -1,5 +1,6 @@
 /* test_timeparse.c: RFC 3339 parsing checked against the C library's timegm()
  * on random dates, and against tables of edge cases and malformed input. */
+#include <errno.h>
 #include <inttypes.h>
 #include <setjmp.h>
 #include <stdbool.h>
@@ -244,8 +245,126 @@ static void test_length_bounds_the_parse(void **state)
     assert_int_equal(ms, parse_ok("2024-11-24T09:20:00.123Z"));
 }
 
+/* ---- strftime-style formats ---- */
+
+/* The oracle: strftime() writes a random time by each format, and the parse
+ * must give that time back, in UTC and in a zone with daylight saving. */
+static void check_formats_round_trip(const char *tz)
+{
+    static const char *const formats[] = {
+        "%Y-%m-%d %H:%M:%S", "%d/%b/%Y:%H:%M:%S %z", "%F %T", "%Y%m%d %H%M%S",
+        "%A, %d %B %Y %I:%M:%S %p", "%a %b %e %H:%M:%S %Y", "%y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M:%S%z", "[%d/%m/%Y %T]", "%Y %j %H:%M:%S",
+    };
+    setenv("TZ", tz, 1);
+    tzset();
+    rng_state = 7;
+    for (int it = 0; it < 20000; it++) {
+        const char *fmt = formats[it % ARRAY_SIZE(formats)];
+        time_t t = (time_t)rnd_in(0, 2000000000);
+        struct tm tm;
+        localtime_r(&t, &tm);
+        char text[128];
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+        size_t n = strftime(text, sizeof text, fmt, &tm);
+#pragma GCC diagnostic pop
+        assert_true(n > 0);
+        strcpy(text + n, " tail");
+        int64_t ms;
+        int r = timeparse_format_ms(fmt, text, n + 5, (int64_t)t * 1000, &ms);
+        if (r != (int)n)
+            fail_msg("TZ=%s \"%s\" by \"%s\": %d, want %zu", tz, text, fmt, r, n);
+        /* Two-digit years cover 1969-2068; the sample stays inside. An
+         * ambiguous local time (the hour repeated in autumn) may resolve to
+         * either instant. */
+        if (ms != (int64_t)t * 1000 && ms != (int64_t)t * 1000 - 3600000 &&
+            ms != (int64_t)t * 1000 + 3600000)
+            fail_msg("TZ=%s \"%s\" by \"%s\": %" PRId64 ", want %" PRId64, tz, text, fmt, ms,
+                     (int64_t)t * 1000);
+        if (ms != (int64_t)t * 1000) {
+            /* allowed only at a repeated hour: the other reading is the same wall time */
+            time_t other = (time_t)(ms / 1000);
+            struct tm o;
+            localtime_r(&other, &o);
+            assert_int_equal(o.tm_hour, tm.tm_hour);
+            assert_int_equal(o.tm_mday, tm.tm_mday);
+        }
+    }
+}
+
+static int restore_tz(void **state)
+{
+    setenv("TZ", "UTC0", 1); /* what every other test expects of local time */
+    tzset();
+    return 0;
+}
+
+static void test_formats_match_strftime_in_utc_and_with_daylight_saving(void **state)
+{
+    check_formats_round_trip("UTC0");
+    check_formats_round_trip("EST5EDT,M3.2.0,M11.1.0");
+}
+
+static void test_format_fractions_zones_and_names(void **state)
+{
+    int64_t ms;
+    const char *s = "2024-11-25 10:00:00.123456 INFO x";
+    assert_int_equal(timeparse_format_ms("%Y-%m-%d %H:%M:%S.%f", s, strlen(s), 0, &ms), 26);
+    assert_int_equal(ms, utc_ms(2024, 11, 25, 10, 0, 0) + 123); /* local time is UTC here */
+    s = "2024-11-25T10:00:00.5+01:30";
+    assert_int_equal(timeparse_format_ms("%Y-%m-%dT%H:%M:%S.%f%z", s, strlen(s), 0, &ms),
+                     (int)strlen(s));
+    assert_int_equal(ms, utc_ms(2024, 11, 25, 8, 30, 0) + 500);
+    s = "25 NOV 2024 10:00:00 GMT";
+    assert_true(timeparse_format_ms("%d %b %Y %T %Z", s, strlen(s), 0, &ms) > 0);
+    assert_int_equal(ms, utc_ms(2024, 11, 25, 10, 0, 0));
+    s = "12:00:01.042 AM  2024-02-29"; /* several blanks match one space */
+    assert_true(timeparse_format_ms("%I:%M:%S.%L %p %F", s, strlen(s), 0, &ms) > 0);
+    assert_int_equal(ms, utc_ms(2024, 2, 29, 0, 0, 1) + 42);
+    s = "100% 2024-01-01";
+    assert_true(timeparse_format_ms("100%% %F", s, strlen(s), 0, &ms) > 0);
+    assert_int_equal(ms, utc_ms(2024, 1, 1, 0, 0, 0));
+}
+
+static void test_format_without_year_takes_the_latest_past_one(void **state)
+{
+    int64_t now = utc_ms(2026, 1, 1, 0, 5, 0), ms;
+    const char *s = "Dec 31 23:59:59 host sshd[1]: x";
+    assert_true(timeparse_format_ms("%b %e %H:%M:%S", s, strlen(s), now, &ms) > 0);
+    assert_int_equal(ms, utc_ms(2025, 12, 31, 23, 59, 59));
+    s = "Jan  1 00:04:00";
+    assert_true(timeparse_format_ms("%b %e %H:%M:%S", s, strlen(s), now, &ms) > 0);
+    assert_int_equal(ms, utc_ms(2026, 1, 1, 0, 4, 0));
+}
+
+static void test_format_rejects_what_does_not_match(void **state)
+{
+    static const struct {
+        const char *fmt, *text;
+    } bad[] = {
+        {"%Y-%m-%d", "2024-13-01"}, {"%Y-%m-%d", "2023-02-29"}, {"%Y-%m-%d", "24-01-01"},
+        {"%H:%M:%S", "24:00:00"},   {"%H:%M:%S", "12:60:00"},   {"%b %d", "Foo 01"},
+        {"%Y-%m-%d", ""},           {"%Y-%m-%d %H", "2024-01-01"}, {"%z", "+2400"},
+        {"[%F]", "2024-01-01]"},    {"%F.%L", "2024-01-01.12"}, {"%Y %j", "2023 366"},
+        {"%I %p", "13 PM"},         {"%Q", "x"},                {"%", "%"},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        int64_t ms = 0;
+        int r = timeparse_format_ms(bad[i].fmt, bad[i].text, strlen(bad[i].text), 0, &ms);
+        if (r >= 0)
+            fail_msg("\"%s\" by \"%s\" accepted (%d)", bad[i].text, bad[i].fmt, r);
+    }
+    char c = 0;
+    assert_int_equal(timeparse_format_check("%Y-%m-%d %H:%M:%S.%f %z", &c), 0);
+    assert_int_equal(timeparse_format_check("%Y %Q", &c), -EINVAL);
+    assert_int_equal(c, 'Q');
+    assert_int_equal(timeparse_format_check("%Y %", &c), -EINVAL);
+}
+
 int main(void)
 {
+    restore_tz(NULL);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_docker_timestamp_to_milliseconds),
         cmocka_unit_test(test_fraction_of_any_length_is_truncated),
@@ -256,6 +375,11 @@ int main(void)
         cmocka_unit_test(test_random_dates_match_timegm),
         cmocka_unit_test(test_rejects_malformed_and_out_of_range),
         cmocka_unit_test(test_length_bounds_the_parse),
+        cmocka_unit_test_teardown(test_formats_match_strftime_in_utc_and_with_daylight_saving,
+                                  restore_tz),
+        cmocka_unit_test(test_format_fractions_zones_and_names),
+        cmocka_unit_test(test_format_without_year_takes_the_latest_past_one),
+        cmocka_unit_test(test_format_rejects_what_does_not_match),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
