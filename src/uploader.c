@@ -105,6 +105,7 @@ typedef struct uploader {
     unsigned slabs, slabs_used;
     bool slab_wait;        /* a source waits for a slab */
     uint64_t max_event;
+    log_ratelimit rl_body; /* answers that are not the expected JSON */
     uploader_stats st;
 } uploader;
 
@@ -586,7 +587,11 @@ static void log_failure(upstream *s, const char *what, const cw_error *err)
     uint64_t suppressed;
     if (!log_ratelimit_ok(&s->rl, &suppressed))
         return;
-    log_warning("cloudwatch: %s %s / %s failed: %s%s%s (HTTP %ld)%s%s; retrying", what, s->group,
+    /* What an operator must fix (clock, keys, permissions) is an error;
+     * what passes by itself, a warning. */
+    bool fix = err->kind == CW_CLOCK || err->kind == CW_AUTH || err->kind == CW_DENIED;
+    log_emit(fix ? LOG_LEVEL_ERROR : LOG_LEVEL_WARNING, 0,
+             "cloudwatch: %s %s / %s failed: %s%s%s (HTTP %ld)%s%s; retrying", what, s->group,
                 s->stream, err->type[0] ? err->type : cw_strerror(err->kind),
                 err->message[0] ? ": " : "", err->message, err->status,
                 err->kind == CW_CLOCK ? " - is this host's clock right?" : "",
@@ -826,10 +831,13 @@ static void put_done(cw_result r, const cw_error *err, const char *body, size_t 
     case CW_OK: {
         cw_put_result pr;
         size_t rejected = 0;
+        uint64_t suppressed;
         if (cw_parse_put_response(body, len, &pr) < 0) {
-            log_warning("cloudwatch: PutLogEvents to %s / %s answered %ld with a body that is "
-                        "not the expected JSON; taking it as accepted",
-                        s->group, s->stream, err->status);
+            if (log_ratelimit_ok(&u->rl_body, &suppressed))
+                log_warning("cloudwatch: PutLogEvents to %s / %s answered %ld with a body that "
+                            "is not the expected JSON; taking it as accepted%s",
+                            s->group, s->stream, err->status,
+                            suppressed ? " (more such answers not logged)" : "");
         } else {
             if (pr.too_new_start >= 0) {
                 count_rejected(s, b, (size_t)pr.too_new_start, b->n, "too new (over 2 h ahead)");
@@ -898,8 +906,7 @@ static void put_done(cw_result r, const cw_error *err, const char *body, size_t 
         schedule_retry(s, 1000, BACKOFF_CAP_MS);
         return;
     case CW_CLOCK:
-        log_error("cloudwatch: request refused as %s: is this host's clock right? (%s)",
-                  err->type, err->message);
+        log_failure(s, "PutLogEvents", err);
         schedule_retry(s, 1000, BACKOFF_CAP_MS);
         return;
     case CW_DENIED:
@@ -1068,6 +1075,7 @@ output *uploader_new(agent *a, cw_client *cw)
     u->max_event = a->cfg->max_event_size;
     u->age = loop_timer_new(a->loop, age_cb, u);
     u->idle_ms = STREAM_IDLE_MS;
+    u->rl_body = (log_ratelimit){.interval_ms = 60000, .burst = 3};
     const char *idle = getenv("CWLOGD_IDLE_FORGET_MS");
     if (idle && *idle)
         u->idle_ms = strtoll(idle, NULL, 10);
