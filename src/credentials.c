@@ -419,7 +419,7 @@ static void fetch_ecs(creds *c)
 
 /* ---- the instance role over IMDS ---- */
 
-static const char *imds_errtext(int err)
+static const char *imds_errtext_plain(int err)
 {
     switch (err) {
     case -ETIMEDOUT:
@@ -439,6 +439,17 @@ static const char *imds_errtext(int err)
     }
 }
 
+/* The text for an IMDS failure, with the HTTP status when there was one. */
+static const char *imds_errtext(const creds *c, int err, char *out, size_t n)
+{
+    long st = imds_last_status(c->m);
+    if ((err == -EIO || err == -EPROTO) && st > 0) {
+        snprintf(out, n, "%s (HTTP %ld)", err == -EIO ? "failed" : "unexpected answer", st);
+        return out;
+    }
+    return imds_errtext_plain(err);
+}
+
 static bool role_char(char ch)
 {
     return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
@@ -450,8 +461,9 @@ static void on_role_credentials(int err, const char *body, size_t len, void *use
     creds *c = userdata;
     char what[512];
     if (err < 0) {
+        char tmp[64];
         snprintf(what, sizeof what, "%s: credentials of role %s: %s", c->where, c->role,
-                 imds_errtext(err));
+                 imds_errtext(c, err, tmp, sizeof tmp));
         failed(c, err, what);
         return;
     }
@@ -470,7 +482,9 @@ static void on_roles(int err, const char *body, size_t len, void *userdata)
     creds *c = userdata;
     char what[512];
     if (err < 0) {
-        snprintf(what, sizeof what, "%s: instance role list: %s", c->where, imds_errtext(err));
+        char tmp[64];
+        snprintf(what, sizeof what, "%s: instance role list: %s", c->where,
+                 imds_errtext(c, err, tmp, sizeof tmp));
         failed(c, err, what);
         return;
     }

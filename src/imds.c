@@ -50,6 +50,7 @@ struct imds {
     imds_req *reqs; /* in arrival order */
     unsigned busy;  /* callbacks running */
     bool dead;      /* imds_free() was called from a callback */
+    long status;    /* HTTP status of the last answer that was not 200 */
 };
 
 static void req_unlink(imds *m, imds_req *r)
@@ -252,11 +253,13 @@ static void on_token(const http_response *resp, void *userdata)
     imds *m = userdata;
     m->token_call = NULL;
     int err = 0;
+    m->status = 0;
     if (resp->transport_error) {
         err = transport_errno(resp);
         log_debug("imds %s: token request failed: %s", m->endpoint, resp->error);
     } else if (resp->status != 200) {
         err = status_errno(resp->status);
+        m->status = resp->status;
         if (resp->status == 404)
             err = -EPROTO; /* no IMDSv2 there: not a missing metadata path */
         log_debug("imds %s: token request answered %ld", m->endpoint, resp->status);
@@ -324,6 +327,7 @@ static void on_get(const http_response *resp, void *userdata)
     imds *m = r->m;
     r->call = NULL;
     int err = 0;
+    m->status = 0;
     if (resp->transport_error) {
         err = transport_errno(resp);
         log_debug("imds %s: GET %s failed: %s", m->endpoint, r->path, resp->error);
@@ -342,6 +346,7 @@ static void on_get(const http_response *resp, void *userdata)
         err = -EACCES;
     } else if (resp->status != 200) {
         err = status_errno(resp->status);
+        m->status = resp->status;
         log_debug("imds %s: GET %s answered %ld", m->endpoint, r->path, resp->status);
     }
     req_unlink(m, r);
@@ -420,4 +425,9 @@ void imds_cancel_all(imds *m, void *userdata)
             p = &r->next;
         }
     }
+}
+
+long imds_last_status(const imds *m)
+{
+    return m ? m->status : 0;
 }

@@ -23,3 +23,7 @@ typedef void (*imds_fn)(int err, const char *body, size_t len, void *userdata);
 /* GET a metadata path such as "/latest/meta-data/instance-id". */
 void imds_get(imds *m, const char *path, imds_fn fn, void *userdata);
 void imds_cancel_all(imds *m, void *userdata); /* drop pending callbacks for userdata */
+
+/* The HTTP status of the last answer that was not 200 (0: none yet), for
+ * error messages. */
+long imds_last_status(const imds *m);

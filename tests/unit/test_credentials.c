@@ -916,7 +916,7 @@ static void test_garbage_html_or_empty_answers_are_errors_naming_imds(void **sta
         {"{\"op\": \"imds:credentials\", \"kind\": \"html\", \"status\": 200}",
          "not a JSON object"},
         {"{\"op\": \"imds:credentials\", \"kind\": \"empty\"}", "empty answer"},
-        {"{\"op\": \"imds:credentials\", \"kind\": \"html\"}", "request failed"},
+        {"{\"op\": \"imds:credentials\", \"kind\": \"html\"}", "failed (HTTP 500)"},
     };
     _cleanup_free_ char *where = xasprintf("imds (%s)", fx->f.imds_endpoint);
     for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
