@@ -42,8 +42,13 @@ typedef struct agent {
     struct creds *creds;
     struct cw_client *cw;
     loop_timer *stop_timer, *meta_timer, *watchdog;
+    loop_timer *state_timer; /* retries opening the state database */
+    char *state_dir;         /* while it cannot be opened; NULL once it is */
+    uint64_t state_retry_ms;
     struct control *control;
     unsigned ticks;
+    uint64_t trim_activity; /* events read + delivered at the last tick */
+    unsigned idle_ticks;    /* ticks since they last changed */
     int64_t status_ms;
     uint64_t status_delivered;
     unsigned meta_pending, meta_attempts;

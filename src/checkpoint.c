@@ -258,6 +258,11 @@ static int state_dir_check(const char *dir)
      * (access() would drop them for a non-root user). */
     if (faccessat(AT_FDCWD, dir, R_OK | W_OK | X_OK, AT_EACCESS) < 0)
         return log_error_errno(errno, "checkpoint: cannot use state directory %s: %m", dir);
+    /* SQLite would open a state.db it may not write read-only, and keep its
+     * file so for as long as the process lives, even once it is fixed. */
+    _cleanup_free_ char *db = xasprintf("%s/state.db", dir);
+    if (faccessat(AT_FDCWD, db, R_OK | W_OK, AT_EACCESS) < 0 && errno != ENOENT)
+        return log_error_errno(errno, "checkpoint: cannot use %s: %m", db);
     return 0;
 }
 

@@ -1,7 +1,14 @@
-/* loop.c: a small epoll event loop with timerfd timers and deferred calls. */
+/* loop.c: a small epoll event loop with timers and deferred calls.
+ *
+ * Timers live in a binary heap ordered by due time, and epoll_wait sleeps
+ * until the earliest: no descriptor per timer. A timerfd each made every
+ * stream that waits to retry cost a descriptor, so 1,000 streams in an
+ * outage needed 1,000 more, and a timer that could not be created (EMFILE)
+ * left its owner with nothing to wake it. */
 #include "loop.h"
 
-#include <sys/timerfd.h>
+#include <limits.h>
+#include <time.h>
 
 #include "log.h"
 #include "util.h"
@@ -13,10 +20,12 @@ typedef struct io_reg {
     struct io_reg *next_dead;
 } io_reg;
 
+#define NOT_ARMED SIZE_MAX
+
 struct loop_timer {
     loop *l;
-    int fd;
-    bool armed;
+    size_t slot; /* index in l->heap, or NOT_ARMED */
+    uint64_t due_us, interval_us;
     loop_fn fn;
     void *userdata;
 };
@@ -33,6 +42,8 @@ struct loop {
     io_reg *dead; /* unregistered during a dispatch batch; freed after it */
     deferred *defers;
     size_t n_defers, cap_defers;
+    loop_timer **heap; /* armed timers, earliest first */
+    size_t n_heap, cap_heap;
     bool quit;
     int code;
 };
@@ -65,6 +76,9 @@ void loop_free(loop *l)
     free_dead(l);
     free(l->regs);
     free(l->defers);
+    for (size_t i = 0; i < l->n_heap; i++)
+        l->heap[i]->slot = NOT_ARMED; /* their owners may free them later */
+    free(l->heap);
     close(l->epfd);
     free(l);
 }
@@ -114,66 +128,138 @@ void loop_del_fd(loop *l, int fd)
     l->regs[fd] = NULL;
 }
 
-static void timer_ready(loop *l, int fd, uint32_t events, void *userdata)
+/* ---- timers: a binary min-heap on due_us ---- */
+
+static uint64_t now_us(void)
 {
-    loop_timer *t = userdata;
-    uint64_t expirations;
-    if (read(fd, &expirations, sizeof expirations) != sizeof expirations)
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void heap_set(loop *l, size_t i, loop_timer *t)
+{
+    l->heap[i] = t;
+    t->slot = i;
+}
+
+static void sift_up(loop *l, size_t i)
+{
+    loop_timer *t = l->heap[i];
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (l->heap[parent]->due_us <= t->due_us)
+            break;
+        heap_set(l, i, l->heap[parent]);
+        i = parent;
+    }
+    heap_set(l, i, t);
+}
+
+static void sift_down(loop *l, size_t i)
+{
+    loop_timer *t = l->heap[i];
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= l->n_heap)
+            break;
+        if (c + 1 < l->n_heap && l->heap[c + 1]->due_us < l->heap[c]->due_us)
+            c++;
+        if (t->due_us <= l->heap[c]->due_us)
+            break;
+        heap_set(l, i, l->heap[c]);
+        i = c;
+    }
+    heap_set(l, i, t);
+}
+
+static void heap_push(loop *l, loop_timer *t)
+{
+    if (l->n_heap == l->cap_heap) {
+        l->cap_heap = l->cap_heap ? l->cap_heap * 2 : 16;
+        l->heap = xrealloc(l->heap, l->cap_heap * sizeof *l->heap);
+    }
+    heap_set(l, l->n_heap++, t);
+    sift_up(l, t->slot);
+}
+
+static void heap_remove(loop *l, loop_timer *t)
+{
+    size_t i = t->slot;
+    t->slot = NOT_ARMED;
+    loop_timer *last = l->heap[--l->n_heap];
+    if (i == l->n_heap)
         return;
-    struct itimerspec its;
-    if (timerfd_gettime(fd, &its) == 0 && its.it_interval.tv_sec == 0 &&
-        its.it_interval.tv_nsec == 0)
-        t->armed = false;
-    t->fn(l, t->userdata);
+    heap_set(l, i, last);
+    sift_up(l, i);
+    sift_down(l, last->slot);
 }
 
 loop_timer *loop_timer_new(loop *l, loop_fn fn, void *userdata)
 {
-    int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-    if (fd < 0)
-        return NULL;
     loop_timer *t = xcalloc(1, sizeof *t);
-    *t = (loop_timer){.l = l, .fd = fd, .fn = fn, .userdata = userdata};
-    if (loop_add_fd(l, fd, EPOLLIN, timer_ready, t) < 0) {
-        close(fd);
-        free(t);
-        return NULL;
-    }
+    *t = (loop_timer){.l = l, .slot = NOT_ARMED, .fn = fn, .userdata = userdata};
     return t;
-}
-
-static struct timespec ms_to_ts(uint64_t ms)
-{
-    return (struct timespec){.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000};
 }
 
 void loop_timer_arm(loop_timer *t, uint64_t delay_ms, uint64_t interval_ms)
 {
-    struct itimerspec its = {.it_value = ms_to_ts(delay_ms ? delay_ms : 1),
-                             .it_interval = ms_to_ts(interval_ms)};
-    if (timerfd_settime(t->fd, 0, &its, NULL) == 0)
-        t->armed = true;
+    if (t->slot != NOT_ARMED)
+        heap_remove(t->l, t);
+    t->due_us = now_us() + (delay_ms ? delay_ms : 1) * 1000u;
+    t->interval_us = interval_ms * 1000u;
+    heap_push(t->l, t);
 }
 
 void loop_timer_disarm(loop_timer *t)
 {
-    struct itimerspec its = {0};
-    timerfd_settime(t->fd, 0, &its, NULL);
-    t->armed = false;
+    if (t->slot != NOT_ARMED)
+        heap_remove(t->l, t);
 }
 
 bool loop_timer_armed(const loop_timer *t)
 {
-    return t->armed;
+    return t->slot != NOT_ARMED;
 }
 
 void loop_timer_free(loop_timer *t)
 {
     if (!t)
         return;
-    loop_del_fd(t->l, t->fd);
-    close(t->fd);
+    loop_timer_disarm(t);
     free(t);
+}
+
+/* How long epoll_wait may sleep: until the earliest timer, rounded up to
+ * whole milliseconds so that it never wakes just before it (and spins). */
+static int timeout_ms(const loop *l)
+{
+    if (l->n_heap == 0)
+        return -1;
+    uint64_t now = now_us(), due = l->heap[0]->due_us;
+    if (due <= now)
+        return 0;
+    uint64_t ms = (due - now + 999) / 1000;
+    return ms > INT_MAX ? INT_MAX : (int)ms;
+}
+
+/* Fire what is due. A periodic timer is re-armed before its callback (which
+ * may disarm or free it); one that fell behind fires once, not once per
+ * missed period, as a timerfd read does. */
+static void run_timers(loop *l)
+{
+    uint64_t now = now_us();
+    while (l->n_heap > 0 && l->heap[0]->due_us <= now && !l->quit) {
+        loop_timer *t = l->heap[0];
+        heap_remove(l, t);
+        if (t->interval_us) {
+            t->due_us += t->interval_us;
+            if (t->due_us <= now)
+                t->due_us = now + t->interval_us;
+            heap_push(l, t);
+        }
+        t->fn(l, t->userdata);
+    }
 }
 
 void loop_defer(loop *l, loop_fn fn, void *userdata)
@@ -217,7 +303,7 @@ int loop_run(loop *l)
         run_deferred(l);
         if (l->quit)
             break;
-        int n = epoll_wait(l->epfd, evs, (int)ARRAY_SIZE(evs), l->n_defers ? 0 : -1);
+        int n = epoll_wait(l->epfd, evs, (int)ARRAY_SIZE(evs), l->n_defers ? 0 : timeout_ms(l));
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -229,6 +315,7 @@ int loop_run(loop *l)
                 r->fn(l, r->fd, evs[i].events, r->userdata);
         }
         free_dead(l);
+        run_timers(l);
     }
     return l->code;
 }

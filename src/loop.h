@@ -1,5 +1,6 @@
-/* loop.h: the agent's single event loop: epoll over fds, timerfd timers and
- * deferred callbacks that run once the current events are handled. */
+/* loop.h: the agent's single event loop: epoll over fds, timers (kept in the
+ * loop, no descriptor each) and deferred callbacks that run once the current
+ * events are handled. */
 #pragma once
 
 #include <stdbool.h>
@@ -20,7 +21,9 @@ int loop_add_fd(loop *l, int fd, uint32_t events, loop_io_fn fn, void *userdata)
 int loop_mod_fd(loop *l, int fd, uint32_t events);
 void loop_del_fd(loop *l, int fd);
 
-/* A timer fires fn after delay_ms, then every interval_ms (0 = once). */
+/* A timer fires fn after delay_ms, then every interval_ms (0 = once); arming
+ * an armed timer starts it over. Creating one takes no descriptor and does
+ * not fail. A timer may be freed after its loop. */
 loop_timer *loop_timer_new(loop *l, loop_fn fn, void *userdata);
 void loop_timer_arm(loop_timer *t, uint64_t delay_ms, uint64_t interval_ms);
 void loop_timer_disarm(loop_timer *t);

@@ -96,9 +96,10 @@ static void dryrun_kick(output *base, source *s)
         buf_append(&o->b, r->msg, r->esc_len);
         buf_append(&o->b, "\"}\n", 3);
         uint64_t end = r->end_offset;
-        ring_pop(s->ring);
+        int64_t ts = r->timestamp_ms;
+        ring_pop(s->ring); /* may free the record (a large one has a block of its own) */
         s->st.delivered++;
-        f->delivered_ts = r->timestamp_ms;
+        f->delivered_ts = ts;
         tail_record_done(f, end, true);
         if (o->b.len >= OUT_BUF)
             dryrun_flush(base);

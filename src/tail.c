@@ -241,6 +241,7 @@ static int ml_feed(tailfile *f, int slot, int64_t ts, const char *esc, size_t le
     }
     if (!m->active) {
         m->active = true;
+        f->src->joins_open = true;
         m->start = ev_start;
         m->ts = ts;
         m->esc.len = 0;
@@ -293,6 +294,7 @@ static int emit(tailfile *f, int slot, int64_t ts, const char *esc, size_t len, 
         if (!partial)
             return deliver(f, slot, ts, esc, len, utf8, line_start, line_end);
         *p = (pending){.active = true, .start = line_start, .ts = ts, .esc = p->esc};
+        f->src->joins_open = true;
         p->esc.len = 0;
     } else if (p->utf8 + utf8 > max_event(f)) {
         /* The joined event would pass the limit: ship what is joined so far
@@ -470,6 +472,21 @@ int tail_parse_buffered(tailfile *f)
     return f->rbuf.len ? parse(f) : 0;
 }
 
+/* A file at its end may stay idle for days: give back its read buffer (a
+ * READ_CHUNK once it has read one) and the join buffers of events that are
+ * complete, or 1,000 quiet containers keep 128 KiB or more each. Busy files
+ * get them back from the heap at the next read. */
+static void release_buffers(tailfile *f)
+{
+    buf_compact(&f->rbuf);
+    for (int i = 0; i < 2; i++) {
+        if (!f->pend[i].active)
+            buf_free(&f->pend[i].esc);
+        if (!f->ml[i].active)
+            buf_free(&f->ml[i].esc);
+    }
+}
+
 int tail_read(tailfile *f, size_t budget)
 {
     if (f->state == TAIL_FINISHED)
@@ -503,6 +520,7 @@ int tail_read(tailfile *f, size_t budget)
         }
         if (n == 0) {
             f->eof = true;
+            release_buffers(f);
             return 0;
         }
         f->eof = false;
@@ -561,6 +579,7 @@ void tail_check_rotation(tailfile *f)
     if (stat(f->path, &st) < 0 || (uint64_t)st.st_dev != f->dev || (uint64_t)st.st_ino != f->ino) {
         log_debug("source %s: %s was rotated or removed", f->src->name, f->path);
         f->state = TAIL_ROTATED;
+        f->src->rotations_open = true;
         if (smap_get(&f->src->by_path, f->path) == f)
             smap_remove(&f->src->by_path, f->path);
         agent_schedule_rescan(f->src->a, f->src);
@@ -587,6 +606,7 @@ static void carry_multiline(tailfile *f)
             f->held_start = m->start;
         f->held = true;
         f->held_by = next;
+        f->src->joins_open = f->src->rotations_open = true;
         f->held_release_end = UINT64_MAX;
         buf tmp = n->esc;
         *n = *m;
@@ -627,6 +647,7 @@ int tail_finish(tailfile *f)
     f->fd = -1;
     f->gz = NULL;
     f->state = TAIL_FINISHED;
+    release_buffers(f); /* it may wait for acknowledgements a while */
     return 0;
 }
 

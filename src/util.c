@@ -123,6 +123,16 @@ void buf_free(buf *b)
     *b = (buf){0};
 }
 
+void buf_compact(buf *b)
+{
+    if (b->len == 0) {
+        buf_free(b);
+    } else if (b->cap > b->len) {
+        b->data = xrealloc(b->data, b->len);
+        b->cap = b->len;
+    }
+}
+
 int64_t now_realtime_ms(void)
 {
     struct timespec ts;

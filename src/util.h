@@ -70,6 +70,7 @@ void buf_appendc(buf *b, char c);
 void buf_printf(buf *b, const char *fmt, ...) _printf_(2, 3);
 void buf_consume(buf *b, size_t n); /* drop n bytes from the front */
 void buf_free(buf *b);
+void buf_compact(buf *b); /* give back the capacity beyond len (all of it when empty) */
 
 /* Milliseconds since the epoch (CLOCK_REALTIME) and monotonic milliseconds. */
 int64_t now_realtime_ms(void);

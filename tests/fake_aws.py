@@ -119,6 +119,12 @@ one of ``imds:token``, ``imds:roles``, ``imds:credentials``,
     garbage       200 with a body that is neither JSON nor UTF-8
     empty         200 with an empty body (alias: empty_role_list)
     html          an HTML error page, "status" (500)
+    endless       200 headers with a chunked body that never ends: one byte
+                  every "seconds" (1) until the client gives up
+With ``"perform": true`` a garbage, empty, html, error or endless rule first
+carries the request out (PutLogEvents stores its events), then answers as
+the rule says: a mangled answer to a request that did succeed.  Events so
+stored are ``acked`` only when that answer is a 2xx.
 Selection: ``count`` (at most N times), ``probability`` (per matching request,
 drawn from a generator seeded by ``--seed``), ``after`` (skip the first N
 matching requests), ``duration`` (rule active for N seconds after it is
@@ -450,10 +456,11 @@ class Credential:
 FAULT_KINDS = {
     "throttle", "503", "500", "error", "expired_token", "reset_before",
     "reset_after", "close", "latency", "stall", "outage", "garbage", "empty",
-    "empty_role_list", "html",
+    "empty_role_list", "html", "endless",
 }
+_PERFORMABLE = {"garbage", "empty", "empty_role_list", "html", "error", "endless"}
 _RULE_KEYS = {"op", "kind", "count", "probability", "seconds", "after",
-              "duration", "status", "type", "message"}
+              "duration", "status", "type", "message", "perform"}
 
 
 class FaultRule:
@@ -486,6 +493,11 @@ class FaultRule:
             raise ValueError("an outage needs 'seconds' > 0")
         self.type = spec.get("type")
         self.message = spec.get("message")
+        self.perform = spec.get("perform", False)
+        if not isinstance(self.perform, bool):
+            raise ValueError("fault rule 'perform' must be true or false")
+        if self.perform and self.kind not in _PERFORMABLE:
+            raise ValueError(f"'perform' goes with one of {sorted(_PERFORMABLE)}")
         self.installed = installed
         self.seen = 0
         self.fired = 0
@@ -1474,13 +1486,20 @@ class _BaseHandler(http.server.BaseHTTPRequestHandler):
             return
         # Record before answering: once a client has its answer, the counts
         # and the state file already include the request.
+        if kind == "endless":
+            events = perform(False).events if rule.perform else 0
+            self.fake._record(op, "endless", fault=kind, events=events)
+            self.send_endless(rule.seconds or 1.0)
+            return
         if rule is not None and kind != "reset_after":
             reply = self.fault_reply(rule, aws)
+            if rule.perform:
+                reply.events = perform(200 <= reply.status < 300).events
             if aws:
                 reply.request_id = self.fake.request_id()
                 reply.headers.insert(0, ("x-amzn-RequestId", reply.request_id))
             self.fake._record(op, reply.status, reply.error, fault=kind,
-                              request_id=reply.request_id)
+                              events=reply.events, request_id=reply.request_id)
             self.send_reply(reply)
             return
         reply = perform(kind != "reset_after")
@@ -1495,6 +1514,20 @@ class _BaseHandler(http.server.BaseHTTPRequestHandler):
         self.fake._record(op, reply.status, reply.error, fault="latency" if delay else None,
                           events=reply.events, request_id=reply.request_id)
         self.send_reply(reply)
+
+    def send_endless(self, interval):
+        """200 and a chunked body that never ends, until the client goes."""
+        self.close_connection = True
+        self.send_response(200)
+        self.send_header("Content-Type", JSON_TYPE)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            while not self.fake._stopping.wait(interval):
+                self.wfile.write(b"1\r\n \r\n")
+                self.wfile.flush()
+        except OSError:
+            pass
 
     def read_or_fail(self):
         try:

@@ -644,6 +644,37 @@ class FaultTest(FakeTestCase):
         self.assertEqual(FAKE.requests()["ops"]["PutLogEvents"]["status"],
                          {"200": 2, "502": 1})
 
+    def test_perform_then_a_mangled_answer(self):
+        FAKE.set_faults([{"op": "PutLogEvents", "kind": "garbage", "count": 1, "perform": True},
+                         {"op": "PutLogEvents", "kind": "error", "status": 500, "count": 1,
+                          "perform": True}])
+        with self.assertRaises(ValueError):  # the events are stored all the same
+            self.put(self.ev)
+        self.assertEqual(self.put(self.ev)[0], 500)
+        self.assertEqual([(e["message"], e["acked"]) for e in FAKE.events()],
+                         [("a", True), ("b", True), ("a", False), ("b", False)])
+        with self.assertRaises(ValueError):
+            fake_aws.FaultRule({"kind": "throttle", "perform": True}, 0)
+
+    def test_endless_body_trickles_until_the_client_goes(self):
+        FAKE.set_faults([{"op": "PutLogEvents", "kind": "endless", "seconds": 0.05}])
+        body = json.dumps({"logGroupName": "g", "logStreamName": "s",
+                           "logEvents": self.ev}).encode()
+        hdrs = sign("POST", "/", {"Host": "127.0.0.1:%d" % FAKE.port,
+                                  "X-Amz-Target": "Logs_20140328.PutLogEvents",
+                                  "Content-Type": "application/x-amz-json-1.1"}, body, fake_creds())
+        conn = http.client.HTTPConnection("127.0.0.1", FAKE.port, timeout=5)
+        try:
+            conn.request("POST", "/", body=body, headers=hdrs)
+            resp = conn.getresponse()
+            self.assertEqual(resp.status, 200)
+            self.assertEqual(resp.getheader("Transfer-Encoding"), "chunked")
+            self.assertEqual(resp.read(4), b"    ")
+        finally:
+            conn.close()
+        self.assertEqual(FAKE.events(), [])  # not performed
+        self.assertEqual(FAKE.requests()["ops"]["PutLogEvents"]["status"], {"endless": 1})
+
     def test_after_count_and_duration(self):
         FAKE.set_faults([{"op": "PutLogEvents", "kind": "throttle", "after": 1, "count": 2}])
         got = [self.put(self.ev)[0] for _ in range(4)]

@@ -158,9 +158,10 @@ class Env:
         p = self.run("--once", *extra, timeout=timeout)
         return p.stderr.decode(errors="replace")
 
-    def start(self, *extra, dry_run=True):
-        """Start the daemon and wait until it has set up (signals are handled from then on)."""
-        d = Daemon(self, (["--dry-run"] if dry_run else []) + list(extra))
+    def start(self, *extra, dry_run=True, preexec_fn=None):
+        """Start the daemon and wait until it has set up (signals are handled from then on).
+        preexec_fn runs in the child before exec (e.g. to set its rlimits)."""
+        d = Daemon(self, (["--dry-run"] if dry_run else []) + list(extra), preexec_fn)
         self.procs.append(d)
         d.wait_log("started:")
         return d
@@ -181,13 +182,13 @@ def parse_records(data):
 class Daemon:
     """cwlogd --dry-run running in the background; its records are collected."""
 
-    def __init__(self, env, extra):
+    def __init__(self, env, extra, preexec_fn=None):
         self.records = []
         self.stderr = []
         self.lock = threading.Lock()
         self.p = subprocess.Popen([BIN, "--config", env.conf] + extra,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  env=env.agent_env())
+                                  env=env.agent_env(), preexec_fn=preexec_fn)
         self.t_out = threading.Thread(target=self._read_out, daemon=True)
         self.t_err = threading.Thread(target=self._read_err, daemon=True)
         self.t_out.start()
