@@ -143,7 +143,7 @@ static void notify_status(agent *a)
         events += s->st.events;
         delivered += s->st.delivered;
         dropped += s->st.dropped_events;
-        buffered += ring_count(s->ring);
+        buffered += source_ring_count(s);
     }
     int64_t now = now_monotonic_ms();
     double rate = 0;

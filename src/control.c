@@ -47,6 +47,23 @@ static const char *state_name(const tailfile *f)
     return f->state == TAIL_ACTIVE ? "active" : f->state == TAIL_ROTATED ? "rotated" : "finished";
 }
 
+/* A source's buffer: its ring and its containers' own. */
+static uint64_t m_ring(const source *s)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < source_n_rings(s); i++)
+        n += ring_bytes(source_ring_at(s, i));
+    return n;
+}
+
+static uint64_t m_ring_limit(const source *s)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < source_n_rings(s); i++)
+        n += ring_limit(source_ring_at(s, i));
+    return n;
+}
+
 void control_status(agent *a, buf *out)
 {
     int64_t now = now_realtime_ms();
@@ -58,11 +75,14 @@ void control_status(agent *a, buf *out)
                    "source %s (%s, %s): buffer %llu/%llu bytes (%llu events); read %llu, "
                    "sent %llu, dropped %llu (%llu bytes), rejected %llu, corrupt lines %llu\n",
                    s->name, type_name(s), s->cfg->mode == MODE_BLOCKING ? "blocking" : "non-blocking",
-                   (unsigned long long)ring_bytes(s->ring), (unsigned long long)ring_limit(s->ring),
-                   (unsigned long long)ring_count(s->ring), (unsigned long long)s->st.events,
+                   (unsigned long long)m_ring(s), (unsigned long long)m_ring_limit(s),
+                   (unsigned long long)source_ring_count(s), (unsigned long long)s->st.events,
                    (unsigned long long)s->st.delivered, (unsigned long long)s->st.dropped_events,
                    (unsigned long long)s->st.dropped_bytes, (unsigned long long)s->st.rejected,
                    (unsigned long long)s->st.corrupt_lines);
+        if (s->n_crings)
+            buf_printf(out, "  %zu container(s) with their own log options and buffer\n",
+                       s->n_crings);
         if (s->last_error[0])
             buf_printf(out, "  last error: %s\n", s->last_error);
         buf_printf(out, "  %-8s %14s %14s %12s %8s  %s\n", "STATE", "OFFSET", "SIZE", "LAG_BYTES",
@@ -118,8 +138,6 @@ static uint64_t m_dropped_bytes(const source *s) { return s->st.dropped_bytes; }
 static uint64_t m_rejected(const source *s) { return s->st.rejected; }
 static uint64_t m_corrupt(const source *s) { return s->st.corrupt_lines; }
 static uint64_t m_gaps(const source *s) { return s->st.gaps; }
-static uint64_t m_ring(const source *s) { return ring_bytes(s->ring); }
-static uint64_t m_ring_limit(const source *s) { return ring_limit(s->ring); }
 
 void control_metrics(agent *a, buf *out)
 {
@@ -141,7 +159,8 @@ void control_metrics(agent *a, buf *out)
                "Rotated files that were gone before they could be read.", m_gaps);
     per_source(a, out, "cwlogd_buffer_bytes", "gauge", "Bytes held in the source's buffer.",
                m_ring);
-    per_source(a, out, "cwlogd_buffer_limit_bytes", "gauge", "The source's max_buffer_size.",
+    per_source(a, out, "cwlogd_buffer_limit_bytes", "gauge",
+               "The source's max_buffer_size (with its containers' own max-buffer-size).",
                m_ring_limit);
     metric_head(out, "cwlogd_file_lag_bytes", "gauge",
                 "Bytes of a file not yet delivered (size minus checkpoint).");

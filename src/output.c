@@ -83,11 +83,10 @@ static void dryrun_free(output *base)
     free(o);
 }
 
-static void dryrun_kick(output *base, source *s)
+static void dryrun_drain(dryrun *o, source *s, ring *rg)
 {
-    dryrun *o = (dryrun *)base;
     const record *r;
-    while ((r = ring_peek(s->ring))) {
+    while ((r = ring_peek(rg))) {
         tailfile *f = r->owner;
         const char *prefix = prefix_of(f);
         buf_append(&o->b, prefix, strlen(prefix));
@@ -97,13 +96,19 @@ static void dryrun_kick(output *base, source *s)
         buf_append(&o->b, "\"}\n", 3);
         uint64_t end = r->end_offset;
         int64_t ts = r->timestamp_ms;
-        ring_pop(s->ring); /* may free the record (a large one has a block of its own) */
+        ring_pop(rg); /* may free the record (a large one has a block of its own) */
         s->st.delivered++;
         f->delivered_ts = ts;
         tail_record_done(f, end, true);
         if (o->b.len >= OUT_BUF)
-            dryrun_flush(base);
+            dryrun_flush(&o->base);
     }
+}
+
+static void dryrun_kick(output *base, source *s)
+{
+    for (size_t i = 0; i < source_n_rings(s); i++)
+        dryrun_drain((dryrun *)base, s, source_ring_at(s, i));
     source_resume(s);
 }
 

@@ -11,6 +11,7 @@
 #include <sys/resource.h>
 
 #include "agent.h"
+#include "logopts.h"
 #include "source.h"
 #include "multiline.h"
 #include "template.h"
@@ -61,6 +62,15 @@ void container_unref(container *c)
 {
     if (!c || --c->refs > 0)
         return;
+    if (c->ring) {
+        source *s = c->src;
+        for (size_t i = 0; i < s->n_crings; i++)
+            if (s->crings[i] == c->ring) {
+                s->crings[i] = s->crings[--s->n_crings];
+                break;
+            }
+        ring_free(c->ring);
+    }
     free(c->id);
     free(c->name);
     if (c->labels)
@@ -130,6 +140,7 @@ void source_free(source *s)
     for (size_t i = 0; i < s->n_cache; i++)
         container_unref(s->cache[i]);
     free(s->cache);
+    free(s->crings);
     ring_free(s->ring);
     if (s->multiline)
         regfree(&s->ml_re);
@@ -153,11 +164,19 @@ static void on_drop(const record *r, bool newest, void *userdata)
     snprintf(s->last_error, sizeof s->last_error, "buffer full: %llu event(s) dropped",
              (unsigned long long)s->st.dropped_events);
     uint64_t suppressed;
-    if (log_ratelimit_ok(&s->drop_rl, &suppressed))
-        log_warning("source %s: buffer full (max_buffer_size %llu), dropping the %s event "
-                    "(%llu dropped so far)",
-                    s->name, (unsigned long long)s->cfg->max_buffer_size,
-                    newest ? "newest" : "oldest", (unsigned long long)s->st.dropped_events);
+    if (log_ratelimit_ok(&s->drop_rl, &suppressed)) {
+        if (f->ctr && f->ctr->ring)
+            log_warning("source %s: container %s's buffer full (max-buffer-size %llu), dropping "
+                        "the %s event (%llu dropped so far)",
+                        s->name, f->ctr->name ? f->ctr->name : f->ctr->id,
+                        (unsigned long long)ring_limit(f->ctr->ring), newest ? "newest" : "oldest",
+                        (unsigned long long)s->st.dropped_events);
+        else
+            log_warning("source %s: buffer full (max_buffer_size %llu), dropping the %s event "
+                        "(%llu dropped so far)",
+                        s->name, (unsigned long long)s->cfg->max_buffer_size,
+                        newest ? "newest" : "oldest", (unsigned long long)s->st.dropped_events);
+    }
     if (newest)
         tail_record_dropped_newest(f);
     else
@@ -208,6 +227,41 @@ static void ready_push_front(source *s, tailfile *f)
 
 /* ---- container metadata ---- */
 
+/* The container's own `mode` / `max-buffer-size` log options, if any, give
+ * it a ring of its own; the source's settings fill in what it leaves out. */
+static void apply_log_options(source *s, container *c, const char *dir)
+{
+    _cleanup_free_ char *path = xasprintf("%s/hostconfig.json", dir);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0)
+        return; /* none: the source's settings */
+    char text[64 * 1024]; /* Docker's are a few KiB */
+    ssize_t len = read(fd, text, sizeof text);
+    close(fd);
+    if (len <= 0)
+        return;
+    logopts o;
+    char why[256];
+    if (logopts_parse(text, (size_t)len, &o, why, sizeof why) < 0)
+        log_warning("source %s: container %.12s: %s: %s; the source's settings apply instead",
+                    s->name, c->id, path, why);
+    if (!o.has_mode && !o.max_buffer_size)
+        return;
+    ring_policy policy = o.has_mode ? (o.blocking ? RING_BLOCKING
+                                       : s->cfg->drop == DROP_NEWEST ? RING_DROP_NEWEST
+                                                                    : RING_DROP_OLDEST)
+                                    : policy_of(s->cfg);
+    uint64_t limit = o.max_buffer_size ? MAX(o.max_buffer_size, (uint64_t)16 * 1024) /* as config.c */
+                                       : s->cfg->max_buffer_size;
+    c->ring = ring_new(limit, policy, &s->a->budget, on_drop, s);
+    s->crings = xrealloc(s->crings, (s->n_crings + 1) * sizeof *s->crings);
+    s->crings[s->n_crings++] = c->ring;
+    log_info("source %s: container %.12s has its own log options: mode %s, max-buffer-size "
+             "%llu",
+             s->name, c->id, policy == RING_BLOCKING ? "blocking" : "non-blocking",
+             (unsigned long long)limit);
+}
+
 static container *load_container(source *s, const char *dir, const char *id)
 {
     for (size_t i = 0; i < s->n_cache; i++)
@@ -234,6 +288,8 @@ static container *load_container(source *s, const char *dir, const char *id)
             c->labels = json_incref(labels);
         json_decref(root);
     }
+    c->src = s;
+    apply_log_options(s, c, dir);
     s->cache = xrealloc(s->cache, (s->n_cache + 1) * sizeof *s->cache);
     s->cache[s->n_cache++] = c;
     return c;
@@ -911,6 +967,17 @@ static void wake_successors(source *s, tailfile *done)
         }
 }
 
+/* A file whose container's own blocking ring is full waits off the ready
+ * list, and the source reads its other files; false: the source's ring is
+ * full, and the whole source waits. */
+static bool park(source *s, tailfile *f)
+{
+    if (s->blocked || !f->ctr || !f->ctr->blocked)
+        return false;
+    f->parked = true;
+    return true;
+}
+
 void source_pump(source *s)
 {
     size_t total = 0;
@@ -925,6 +992,8 @@ void source_pump(source *s)
         if (f->wait_for && f->wait_for->state != TAIL_FINISHED)
             continue; /* woken when the older rotation is finished */
         int r = tail_read(f, PUMP_FILE_BUDGET);
+        if (r == -EAGAIN && park(s, f))
+            continue;
         if (r == -EAGAIN) {
             ready_push_front(s, f);
             return;
@@ -941,6 +1010,8 @@ void source_pump(source *s)
         if (f->state == TAIL_ROTATED &&
             (s->a->opt.once || now_monotonic_ms() - f->last_growth_ms >= ROTATE_GRACE_MS)) {
             if (tail_finish(f) < 0) {
+                if (park(s, f))
+                    continue;
                 ready_push_front(s, f);
                 return;
             }
@@ -952,10 +1023,47 @@ void source_pump(source *s)
 
 void source_resume(source *s)
 {
+    if (s->cblocked) {
+        /* Containers' rings had room taken from them: their files try again
+         * (one that is still full parks them again). */
+        s->cblocked = false;
+        for (tailfile *f = s->files; f; f = f->next)
+            if (f->ctr && f->ctr->blocked) {
+                f->ctr->blocked = false;
+                if (f->parked) {
+                    f->parked = false;
+                    source_mark_ready(s, f);
+                }
+            }
+        agent_schedule_pump(s->a, s);
+    }
     if (!s->blocked)
         return;
     s->blocked = false;
     agent_schedule_pump(s->a, s);
+}
+
+size_t source_n_rings(const source *s)
+{
+    return 1 + s->n_crings;
+}
+
+ring *source_ring_at(const source *s, size_t i)
+{
+    return i == 0 ? s->ring : s->crings[i - 1];
+}
+
+ring *source_ring_of(const tailfile *f)
+{
+    return f->ctr && f->ctr->ring ? f->ctr->ring : f->src->ring;
+}
+
+size_t source_ring_count(const source *s)
+{
+    size_t n = ring_count(s->ring);
+    for (size_t i = 0; i < s->n_crings; i++)
+        n += ring_count(s->crings[i]);
+    return n;
 }
 
 void source_on_fs_event(source *s, const char *dir, const char *name, uint32_t mask)
@@ -987,7 +1095,8 @@ void source_on_fs_event(source *s, const char *dir, const char *name, uint32_t m
 
 bool source_idle(const source *s)
 {
-    if (s->ready_head || s->blocked || ring_count(s->ring) > 0 || !journald_idle(s))
+    if (s->ready_head || s->blocked || s->cblocked || source_ring_count(s) > 0 ||
+        !journald_idle(s))
         return false;
     for (const tailfile *f = s->files; f; f = f->next)
         if (f->state == TAIL_ROTATED)

@@ -26,6 +26,11 @@ typedef struct container {
     json_t *labels; /* object, or NULL */
     unsigned refs;
     bool skipped_logged; /* excluded; said once */
+    /* The container's own log options (hostconfig.json) override the
+     * source's mode or max_buffer_size: its records go to a ring of its own. */
+    struct source *src;
+    ring *ring;          /* NULL: the source's ring */
+    bool blocked;        /* its blocking ring is full: its files are parked */
 } container;
 
 /* A partial event being joined: json-file entries without a trailing \n, CRI
@@ -52,6 +57,7 @@ typedef struct tailfile {
     /* Beside `next`: the walks over every file (rescan, tick) read these. */
     tail_state state;
     bool ready, seen, eof, skipping, dirty;
+    bool parked;                        /* its container's ring is full: off the ready list */
     struct tailfile *ready_next;        /* source's ready list */
     struct tailfile *dirty_next;        /* agent's checkpoint dirty list */
     struct tailfile *wait_for;          /* an older rotation to finish first */
@@ -106,6 +112,9 @@ struct source {
     source_config *cfg;
     char *name;
     ring *ring;
+    ring **crings;              /* containers' own rings (see container) */
+    size_t n_crings;
+    bool cblocked;              /* some container's ring is full */
     tailfile *files;            /* all files, oldest first */
     tailfile *ready_head, *ready_tail;
     smap by_path;               /* current path (and its real path) -> ACTIVE tailfile */
@@ -150,6 +159,11 @@ void source_apply_multiline(source *s); /* (re)compile the multiline matcher */
 void source_touch_rotated(source *s); /* look again at rotated files (grace period) */  /* forget finished, fully acknowledged files */
 void source_release_file(tailfile *f); /* free a finished, acknowledged file */
 void container_unref(container *c);
+/* The rings records of the source wait in: its own (0), then its containers'. */
+size_t source_n_rings(const source *s);
+ring *source_ring_at(const source *s, size_t i);
+ring *source_ring_of(const tailfile *f);
+size_t source_ring_count(const source *s); /* records in all of them */
 
 /* source_journald.c: the journald source. Its records belong to "channel"
  * tailfiles (one per destination group/stream) whose offsets are entry

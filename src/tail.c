@@ -160,11 +160,17 @@ static int push_one(tailfile *f, int64_t ts, const char *esc, size_t len, size_t
     if (end > f->produced)
         f->produced = end;
     f->in_ring++; /* before the push: a dropped newest record is released by on_drop */
-    ring_push_result r = ring_push(s->ring, ts, f, end, esc, (uint32_t)len, (uint32_t)utf8);
+    ring *rg = source_ring_of(f);
+    ring_push_result r = ring_push(rg, ts, f, end, esc, (uint32_t)len, (uint32_t)utf8);
     if (r == RING_FULL) {
         f->in_ring--;
         f->produced = prev;
-        s->blocked = true;
+        if (rg == s->ring) {
+            s->blocked = true;
+        } else { /* only this container waits */
+            f->ctr->blocked = true;
+            s->cblocked = true;
+        }
         return -EAGAIN;
     }
     if (r == RING_PUSHED) {

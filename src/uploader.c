@@ -472,14 +472,15 @@ static void relieve(uploader *u)
         seal(best);
 }
 
-static void uploader_kick(output *o, source *src)
+/* Move records from one ring into batches; false: out of batch memory, stop
+ * pulling from any ring (finish_head() kicks the sources again). */
+static bool kick_ring(uploader *u, ring *rg)
 {
-    uploader *u = (uploader *)o;
     const record *r;
-    while ((r = ring_peek(src->ring))) {
+    while ((r = ring_peek(rg))) {
         if (u->batch_bytes + ring_record_cost(r->esc_len) > BATCH_MEMORY_CAP) {
             relieve(u);
-            break; /* finish_head() kicks the sources again */
+            return false;
         }
         tailfile *f = r->owner;
         upstream *s = stream_for(u, f);
@@ -491,21 +492,30 @@ static void uploader_kick(output *o, source *src)
                       : ROOM_FULL;
         if (rm == ROOM_FULL) {
             if (s->queue)
-                break;
+                return true; /* this ring waits for the stream; others may go on */
             seal(s);
             rm = make_room(u, s->fill, need);
         }
         if (rm == ROOM_WAIT) {
             u->slab_wait = true;
             relieve(u);
-            break;
+            return false;
         }
         if (f->drop_events > 0)
             add_marker(s, f);
         add_event(s, r->timestamp_ms, r->msg, r->esc_len, r->utf8_len, f, r->end_offset);
         tail_record_taken(f);
-        ring_pop(src->ring);
+        ring_pop(rg);
     }
+    return true;
+}
+
+static void uploader_kick(output *o, source *src)
+{
+    uploader *u = (uploader *)o;
+    for (size_t i = 0; i < source_n_rings(src); i++)
+        if (!kick_ring(u, source_ring_at(src, i)))
+            break;
     source_resume(src);
 }
 
@@ -538,7 +548,7 @@ static void age_cb(loop *l, void *userdata)
 static void kick_all(uploader *u)
 {
     for (size_t i = 0; i < u->a->n_sources; i++)
-        if (ring_count(u->a->sources[i]->ring) > 0)
+        if (source_ring_count(u->a->sources[i]) > 0)
             agent_records_ready(u->a, u->a->sources[i]);
 }
 

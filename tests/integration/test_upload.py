@@ -4,6 +4,7 @@ stream creation, faults, outages with both buffer policies, event splitting,
 rejected events, and signature failures that show in the agent's log."""
 
 import collections
+import json
 import os
 import signal
 import sys
@@ -220,6 +221,56 @@ class Upload(UploadCase):
         self.assertEqual(len(set(data)), len(data))
         self.assertIn("from containers between", markers[0])
         self.assertIn("dropping", d.log())
+
+    def test_containers_own_log_options_override_the_source(self):
+        # Docker's --log-opt mode / max-buffer-size (hostconfig.json) apply to
+        # that container alone: in a non-blocking source with a 16k buffer,
+        # a blocking container loses nothing and does not hold the others
+        # back, and a container with a 4m buffer rides out the outage. Each
+        # writes more than two batches hold (10,000 events each), so what the
+        # outage leaves unsent must wait in the container's buffer.
+        N = 30000
+        fake = self.fake()
+        env = self.env_for(fake)
+        env.write_config({"containers": Env.docker_source(
+            env, mode="non-blocking", max_buffer_size="16k", group="g",
+            stream="{container_name}")},
+            cloudwatch_extra=env.cloudwatch_keys(fake, "flush_interval = 200ms\n"))
+        opts = {"drop": None, "block": {"mode": "blocking", "max-buffer-size": "16k"},
+                "big": {"max-buffer-size": "4m"}}
+        cs = {}
+        for name, o in opts.items():
+            c = Container(env.containers, name=name)
+            if o is not None:
+                with open(os.path.join(c.dir, "hostconfig.json"), "w") as f:
+                    json.dump({"LogConfig": {"Type": "json-file", "Config": o}}, f)
+            cs[name] = c
+        fake.set_faults([{"op": "logs", "kind": "outage", "seconds": 5}])
+        d = env.start(dry_run=False)
+        for name, c in cs.items():
+            c.write_lines(fixture_lines(N, name), ts_ns=NOW_NS)
+        time.sleep(7)
+        for name, c in cs.items():
+            c.write_lines(["%s after" % name], ts_ns=NOW_NS + 30 * 10**9)  # after line N
+        deadline = time.time() + 40
+        while time.time() < deadline:
+            got = by_stream(fake.events())
+            if all(("g", n) in got and got[("g", n)][-1:] == ["%s after" % n] for n in cs):
+                break
+            time.sleep(0.2)
+        self.assertEqual(d.stop(), 0)
+        got = by_stream(fake.events())
+        self.assertEqual(got[("g", "block")], fixture_lines(N, "block") + ["block after"])
+        self.assertEqual(got[("g", "big")], fixture_lines(N, "big") + ["big after"])
+        msgs = got[("g", "drop")]
+        markers = [m for m in msgs if m.startswith("cwlogd: dropped ")]
+        data = [m for m in msgs if not m.startswith("cwlogd: dropped ")]
+        dropped = sum(int(m.split()[2]) for m in markers)
+        self.assertGreater(dropped, 0, "the source's own policy did not apply")
+        self.assertEqual(len(data) - 1 + dropped, N, "delivered + dropped must add up")
+        log = d.log()
+        self.assertIn("has its own log options: mode blocking, max-buffer-size 16384", log)
+        self.assertIn("has its own log options: mode non-blocking, max-buffer-size 4194304", log)
 
     def test_oversized_events_are_split_to_the_learnt_limit(self):
         fake = self.fake(max_event_size=4096)
