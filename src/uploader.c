@@ -383,9 +383,19 @@ static void sweep_cb(loop *l, void *userdata)
     }
 }
 
+static bool drops_pending(const uploader *u)
+{
+    for (size_t i = 0; i < u->a->n_sources; i++)
+        if (u->a->sources[i]->st.drop_pending_events > 0)
+            return true;
+    return false;
+}
+
+/* The age timer runs while a batch fills or drops wait for their marker
+ * (announce_idle_drops(): a file may never send another record). */
 static void arm_age(uploader *u)
 {
-    if (u->filled > 0 && !loop_timer_armed(u->age))
+    if ((u->filled > 0 || drops_pending(u)) && !loop_timer_armed(u->age))
         loop_timer_arm(u->age, AGE_TICK_MS, AGE_TICK_MS);
 }
 
@@ -516,6 +526,8 @@ static void uploader_kick(output *o, source *src)
     for (size_t i = 0; i < source_n_rings(src); i++)
         if (!kick_ring(u, source_ring_at(src, i)))
             break;
+    if (src->st.drop_pending_events > 0)
+        arm_age(u);
     source_resume(src);
 }
 
@@ -541,7 +553,7 @@ static void age_cb(loop *l, void *userdata)
     for (upstream *s = u->all; s; s = s->next)
         if (s->fill->n > 0 && now - s->fill->born_ms >= limit && !s->queue)
             seal(s);
-    if (u->filled == 0)
+    if (u->filled == 0 && !drops_pending(u))
         loop_timer_disarm(u->age);
 }
 
