@@ -177,10 +177,14 @@ static void on_drop(const record *r, bool newest, void *userdata)
                         s->name, (unsigned long long)s->cfg->max_buffer_size,
                         newest ? "newest" : "oldest", (unsigned long long)s->st.dropped_events);
     }
-    if (newest)
+    if (newest) {
         tail_record_dropped_newest(f);
-    else
+        /* Nothing is pushed: the output still has to hear of the drop, to
+         * announce it (the uploader's age timer). */
+        agent_records_ready(s->a, s);
+    } else {
         tail_record_done(f, r->end_offset, true);
+    }
 }
 
 void source_mark_ready(source *s, tailfile *f)

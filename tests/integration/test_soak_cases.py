@@ -23,7 +23,9 @@ class DropAnnouncements(unittest.TestCase):
         rotated away and nothing more is written. Was: the rotated file was
         released with its drops unannounced, and their marker never came
         (src/source.c, source_finish_files); and the marker of drops made
-        while no batch filled waited for SIGTERM (src/uploader.c, arm_age)."""
+        while no batch filled waited for SIGTERM: a dropped newest record
+        told the output nothing, and the uploader's age timer ran only while
+        a batch filled (src/source.c on_drop, src/uploader.c arm_age)."""
         fake = FakeAWS(seed=11)
         fake.start()
         self.addCleanup(fake.stop)
@@ -51,11 +53,12 @@ class DropAnnouncements(unittest.TestCase):
             time.sleep(0.2)
         # Drops made while no batch is filling are announced by the uploader's
         # age timer, which runs while drops wait for their marker: they must
-        # arrive without a stop to flush them.
+        # arrive without a stop to flush them (the retry after the outage may
+        # wait up to 30 s).
         def marked_now():
             return sum(int(soak.MARKER.match(e["message"]).group(1)) for e in fake.events()
                        if e["acked"] and e["message"].startswith("cwlogd: dropped "))
-        deadline = time.time() + 30
+        deadline = time.time() + 45
         while marked_now() < dropped and time.time() < deadline:
             time.sleep(0.2)
         marked = marked_now()
