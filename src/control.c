@@ -100,8 +100,7 @@ void control_status(agent *a, buf *out)
     output_report(a->out, out, false);
 }
 
-/* Prometheus label values: backslash, quote and newline escaped. */
-static void label(buf *out, const char *v)
+void control_prom_label(buf *out, const char *v)
 {
     for (; *v; v++) {
         if (*v == '\\' || *v == '"')
@@ -125,7 +124,7 @@ static void per_source(agent *a, buf *out, const char *name, const char *type, c
     metric_head(out, name, type, help);
     for (size_t i = 0; i < a->n_sources; i++) {
         buf_printf(out, "%s{source=\"", name);
-        label(out, a->sources[i]->name);
+        control_prom_label(out, a->sources[i]->name);
         buf_printf(out, "\"} %llu\n", (unsigned long long)get(a->sources[i]));
     }
 }
@@ -169,13 +168,13 @@ void control_metrics(agent *a, buf *out)
         for (tailfile *f = s->files; f; f = f->next) {
             uint64_t off = tail_checkpoint_offset(f), size = file_size(f);
             buf_printf(out, "cwlogd_file_lag_bytes{source=\"");
-            label(out, s->name);
+            control_prom_label(out, s->name);
             buf_printf(out, "\",file=\"");
-            label(out, f->path);
+            control_prom_label(out, f->path);
             buf_printf(out, "\",group=\"");
-            label(out, f->group);
+            control_prom_label(out, f->group);
             buf_printf(out, "\",stream=\"");
-            label(out, f->stream);
+            control_prom_label(out, f->stream);
             buf_printf(out, "\"} %llu\n", (unsigned long long)(size > off ? size - off : 0));
         }
     }

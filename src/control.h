@@ -12,6 +12,9 @@ typedef struct control control;
 control *control_new(agent *a, const char *path);
 void control_free(control *c); /* removes the socket file */
 
+/* A Prometheus label value, with backslash, quote and newline escaped. */
+void control_prom_label(buf *out, const char *v);
+
 /* The two reports, also used by tests. */
 void control_status(agent *a, buf *out);
 void control_metrics(agent *a, buf *out);

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "agent.h"
+#include "control.h"
 #include "jsonstr.h"
 #include "source.h"
 
@@ -981,19 +982,6 @@ static const char *step_name(const upstream *s)
     return names[s->step];
 }
 
-static void prom_label(buf *b, const char *v)
-{
-    for (; *v; v++) {
-        if (*v == '\\' || *v == '"')
-            buf_appendc(b, '\\');
-        if (*v == '\n') {
-            buf_append(b, "\\n", 2);
-            continue;
-        }
-        buf_appendc(b, *v);
-    }
-}
-
 static void uploader_report(const output *o, buf *b, bool prometheus)
 {
     const uploader *u = (const uploader *)o;
@@ -1030,9 +1018,9 @@ static void uploader_report(const output *o, buf *b, bool prometheus)
                   "# TYPE cwlogd_stream_events_sent_total counter\n");
     for (const upstream *s = u->all; s; s = s->next) {
         buf_printf(b, "cwlogd_stream_events_sent_total{group=\"");
-        prom_label(b, s->group);
+        control_prom_label(b, s->group);
         buf_printf(b, "\",stream=\"");
-        prom_label(b, s->stream);
+        control_prom_label(b, s->stream);
         buf_printf(b, "\"} %llu\n", (unsigned long long)s->sent);
     }
 }
