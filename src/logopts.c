@@ -53,12 +53,14 @@ int logopts_parse_size(const char *s, uint64_t *out)
     return 0;
 }
 
-int logopts_parse(const char *json, size_t len, logopts *o, char *why, size_t why_len)
+int logopts_load(const char *path, logopts *o, char *why, size_t why_len)
 {
     *o = (logopts){0};
     json_error_t err;
-    json_t *root = json_loadb(json, len, 0, &err);
+    json_t *root = json_load_file(path, 0, &err);
     if (!root) {
+        if (json_error_code(&err) == json_error_cannot_open_file)
+            return -ENOENT;
         snprintf(why, why_len, "not JSON: %s (line %d)", err.text, err.line);
         return -EINVAL;
     }

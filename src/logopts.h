@@ -18,7 +18,8 @@ typedef struct logopts {
  * optional "i" and "b", any case; "b" alone or nothing means bytes. */
 int logopts_parse_size(const char *s, uint64_t *out);
 
-/* Read the options from a hostconfig.json text. Returns 0 (fields not found
- * stay unset), or -EINVAL with a reason in why: the file is not JSON, or an
- * option has a value Docker would have refused. */
-int logopts_parse(const char *json, size_t len, logopts *o, char *why, size_t why_len);
+/* Read the options from a container's hostconfig.json. Returns 0 (fields
+ * not found stay unset), -ENOENT when the file cannot be opened, or -EINVAL
+ * with a reason in why: the file is not JSON, or an option has a value Docker
+ * would have refused (the valid one of the two is still set). */
+int logopts_load(const char *path, logopts *o, char *why, size_t why_len);

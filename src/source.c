@@ -22,11 +22,18 @@
 
 static void on_drop(const record *r, bool newest, void *userdata);
 
-static ring_policy policy_of(const source_config *c)
+/* The ring policy for a mode (the source's, or a container's own) and the
+ * source's `drop`. */
+static ring_policy policy_for(bool blocking, const source_config *c)
 {
-    if (c->mode == MODE_BLOCKING)
+    if (blocking)
         return RING_BLOCKING;
     return c->drop == DROP_NEWEST ? RING_DROP_NEWEST : RING_DROP_OLDEST;
+}
+
+static ring_policy policy_of(const source_config *c)
+{
+    return policy_for(c->mode == MODE_BLOCKING, c);
 }
 
 source *source_new(agent *a, source_config *cfg)
@@ -236,25 +243,18 @@ static void ready_push_front(source *s, tailfile *f)
 static void apply_log_options(source *s, container *c, const char *dir)
 {
     _cleanup_free_ char *path = xasprintf("%s/hostconfig.json", dir);
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    if (fd < 0)
-        return; /* none: the source's settings */
-    char text[64 * 1024]; /* Docker's are a few KiB */
-    ssize_t len = read(fd, text, sizeof text);
-    close(fd);
-    if (len <= 0)
-        return;
     logopts o;
     char why[256];
-    if (logopts_parse(text, (size_t)len, &o, why, sizeof why) < 0)
-        log_warning("source %s: container %.12s: %s: %s; the source's settings apply instead",
+    int r = logopts_load(path, &o, why, sizeof why);
+    if (r == -ENOENT)
+        return; /* none: the source's settings */
+    if (r < 0)
+        log_warning("source %s: container %.12s: %s: %s; the source's settings apply in its "
+                    "place",
                     s->name, c->id, path, why);
     if (!o.has_mode && !o.max_buffer_size)
         return;
-    ring_policy policy = o.has_mode ? (o.blocking ? RING_BLOCKING
-                                       : s->cfg->drop == DROP_NEWEST ? RING_DROP_NEWEST
-                                                                    : RING_DROP_OLDEST)
-                                    : policy_of(s->cfg);
+    ring_policy policy = o.has_mode ? policy_for(o.blocking, s->cfg) : policy_of(s->cfg);
     uint64_t limit = o.max_buffer_size ? MAX(o.max_buffer_size, (uint64_t)16 * 1024) /* as config.c */
                                        : s->cfg->max_buffer_size;
     c->ring = ring_new(limit, policy, &s->a->budget, on_drop, s);

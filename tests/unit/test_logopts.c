@@ -6,11 +6,25 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "logopts.h"
 #include "util.h"
+
+/* logopts_load() of a hostconfig.json holding text. */
+static int parse(const char *text, logopts *o, char *why, size_t why_len)
+{
+    char path[] = "/tmp/cwlogd-logopts-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    int r = logopts_load(path, o, why, why_len);
+    unlink(path);
+    return r;
+}
 
 static void test_sizes_in_dockers_syntax(void **state)
 {
@@ -45,22 +59,22 @@ static void test_options_from_a_hostconfig(void **state)
                      "\"max-buffer-size\":\"4m\"}},\"NetworkMode\":\"bridge\"}";
     logopts o;
     char why[200] = "";
-    assert_int_equal(logopts_parse(hc, strlen(hc), &o, why, sizeof why), 0);
+    assert_int_equal(parse(hc, &o, why, sizeof why), 0);
     assert_true(o.has_mode);
     assert_false(o.blocking);
     assert_int_equal(o.max_buffer_size, 4194304);
 
     hc = "{\"LogConfig\":{\"Type\":\"json-file\",\"Config\":{\"mode\":\"blocking\"}}}";
-    assert_int_equal(logopts_parse(hc, strlen(hc), &o, why, sizeof why), 0);
+    assert_int_equal(parse(hc, &o, why, sizeof why), 0);
     assert_true(o.has_mode && o.blocking);
     assert_int_equal(o.max_buffer_size, 0);
 
     hc = "{\"LogConfig\":{\"Type\":\"json-file\",\"Config\":{}}}"; /* nothing set */
-    assert_int_equal(logopts_parse(hc, strlen(hc), &o, why, sizeof why), 0);
+    assert_int_equal(parse(hc, &o, why, sizeof why), 0);
     assert_false(o.has_mode);
     assert_int_equal(o.max_buffer_size, 0);
     hc = "{}";
-    assert_int_equal(logopts_parse(hc, strlen(hc), &o, why, sizeof why), 0);
+    assert_int_equal(parse(hc, &o, why, sizeof why), 0);
     assert_false(o.has_mode);
 }
 
@@ -70,19 +84,21 @@ static void test_bad_options_and_bad_json_say_why(void **state)
     char why[200];
     const char *hc = "{\"LogConfig\":{\"Config\":{\"mode\":\"sometimes\",\"max-buffer-size\":"
                      "\"2m\"}}}";
-    assert_int_equal(logopts_parse(hc, strlen(hc), &o, why, sizeof why), -EINVAL);
+    assert_int_equal(parse(hc, &o, why, sizeof why), -EINVAL);
     assert_non_null(strstr(why, "mode = \"sometimes\""));
     assert_false(o.has_mode);
     assert_int_equal(o.max_buffer_size, 2097152); /* the valid one is kept */
 
     hc = "{\"LogConfig\":{\"Config\":{\"max-buffer-size\":\"lots\"}}}";
-    assert_int_equal(logopts_parse(hc, strlen(hc), &o, why, sizeof why), -EINVAL);
+    assert_int_equal(parse(hc, &o, why, sizeof why), -EINVAL);
     assert_non_null(strstr(why, "max-buffer-size = \"lots\""));
     assert_int_equal(o.max_buffer_size, 0);
 
     hc = "{\"LogConfig\":";
-    assert_int_equal(logopts_parse(hc, strlen(hc), &o, why, sizeof why), -EINVAL);
+    assert_int_equal(parse(hc, &o, why, sizeof why), -EINVAL);
     assert_non_null(strstr(why, "not JSON"));
+
+    assert_int_equal(logopts_load("/nonexistent/hostconfig.json", &o, why, sizeof why), -ENOENT);
 }
 
 int main(void)
