@@ -457,6 +457,20 @@ class Imds(Case):
 
 
 class CloudWatch(Case):
+    def test_answers_that_are_not_json_are_logged_at_most_3_a_minute(self):
+        # A proxy that mangles every answer must not flood the log.
+        fake = self.fake()
+        fake.set_faults([{"op": "PutLogEvents", "count": 6, "kind": "garbage", "perform": True}])
+        env = self.env_with(fake)
+        c = Container(env.containers, name="cw")
+        d = env.start(dry_run=False)
+        for k in range(6):
+            c.write_lines(fixture_lines(10, "r%d-" % k), ts_ns=NOW_NS)
+            fake.wait_events(10 * (k + 1), timeout=20)
+        self.assertEqual(d.stop(), 0)
+        self.assertEqual(fake.requests()["faults"]["PutLogEvents"], {"garbage": 6})
+        self.assertEqual(d.log().count("with a body that is not the expected JSON"), 3)
+
     def test_non_json_answers_200_taken_as_accepted_errors_retried_nothing_lost_or_repeated(
             self):
         fake = self.fake()

@@ -120,15 +120,22 @@ class Upload(UploadCase):
 
     def test_streams_of_removed_containers_are_forgotten(self):
         # Container churn: the uploader frees the state of streams no file
-        # maps to any more once they are idle; live streams are kept.
+        # maps to any more once they are idle; live streams are kept. The
+        # metrics and the status count the streams kept.
         fake = self.fake()
         env = self.env_for(fake)
+        sock = os.path.join(env.root, "control.sock")
+        env.write_config({"containers": env.docker_source(
+            group="/ecs/{ecs_cluster}", stream="{container_name}/{container_id_short}")},
+            agent_extra="control_socket = %s\n" % sock,
+            cloudwatch_extra=env.cloudwatch_keys(fake, "flush_interval = 200ms\n"))
         env.extra_env["CWLOGD_IDLE_FORGET_MS"] = "300"
         cs = [Container(env.containers, name="churn%d" % k) for k in range(3)]
         d = env.start(dry_run=False)
         for k, c in enumerate(cs):
             c.write_lines(["%d-a" % k], ts_ns=NOW_NS)
         fake.wait_events(3, timeout=20)
+        self.assertIn("cwlogd_streams 3\n", env.run("metrics", "--socket", sock).stdout.decode())
         cs[1].remove()
         cs[2].remove()
         deadline = time.time() + 20
@@ -137,6 +144,8 @@ class Upload(UploadCase):
         cs[0].write_lines(["0-b"], ts_ns=NOW_NS)
         fake.wait_events(4, timeout=20)
         time.sleep(1)
+        self.assertIn("cwlogd_streams 1\n", env.run("metrics", "--socket", sock).stdout.decode())
+        self.assertIn("; 1 stream(s), ", env.run("status", "--socket", sock).stdout.decode())
         self.assertEqual(d.stop(), 0)
         log = d.log()
         self.assertEqual(log.count("forgetting idle stream"), 2, log)
