@@ -104,7 +104,6 @@ typedef struct uploader {
     uint64_t batch_bytes;  /* charged by all batches */
     void *free_slabs;      /* unused slabs, linked through their first bytes */
     unsigned slabs, slabs_used;
-    bool slab_wait;        /* a source waits for a slab */
     uint64_t max_event;
     log_ratelimit rl_body; /* answers that are not the expected JSON */
     uploader_stats st;
@@ -508,7 +507,6 @@ static bool kick_ring(uploader *u, ring *rg)
             rm = make_room(u, s->fill, need);
         }
         if (rm == ROOM_WAIT) {
-            u->slab_wait = true;
             relieve(u);
             return false;
         }
@@ -766,7 +764,6 @@ static void finish_head(upstream *s, size_t rejected)
         (s->fill->bytes + 8192 > CW_MAX_BATCH_BYTES || under_pressure(u) ||
          now_monotonic_ms() - s->fill->born_ms >= (int64_t)u->a->cfg->flush_interval_ms))
         seal(s);
-    u->slab_wait = false; /* the kick says so again if it still waits */
     send_next(s);
     kick_all(u);
     agent_output_progress(u->a);
