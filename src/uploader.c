@@ -260,9 +260,10 @@ typedef enum room { ROOM_OK, ROOM_FULL, ROOM_WAIT } room;
  * to end. */
 static room make_room(uploader *u, batch *b, size_t esc_len)
 {
-    if (b->slab || b->body.len + esc_len + EV_JSON_MAX + 2 <= SMALL_BODY)
+    size_t after = b->body.len + esc_len + EV_JSON_MAX + 2; /* the body with it, closed */
+    if (b->slab || after <= SMALL_BODY)
         return ROOM_OK;
-    if (b->body.len + esc_len + EV_JSON_MAX + 2 > BODY_CAP)
+    if (after > BODY_CAP)
         return b->n > 0 ? ROOM_FULL : ROOM_OK; /* a huge event alone: it stays on the heap */
     if (promote(u, b))
         return ROOM_OK;
