@@ -22,6 +22,7 @@
 #define STOP_DEADLINE_MS 20000
 #define STATE_RETRY_FIRST_MS 1000
 #define STATE_RETRY_MAX_MS 60000
+#define COMMIT_RETRY_MS 1000
 
 static void once_check(loop *l, void *userdata);
 
@@ -75,8 +76,14 @@ void agent_schedule_rescan(agent *a, source *s)
     loop_defer(a->loop, rescan_cb, s);
 }
 
+static void commit_deferred(loop *l, void *userdata);
+
+/* A moved position is committed in the same turn of the loop: the deferred
+ * call runs once every answer of this turn is handled, so they share one
+ * transaction. */
 void agent_mark_dirty(agent *a, tailfile *f)
 {
+    loop_defer(a->loop, commit_deferred, a);
     if (f->dirty)
         return;
     f->dirty = true;
@@ -124,11 +131,20 @@ static void commit_checkpoints(agent *a)
         if (cursor)
             checkpoint_put_cursor(a->cp, a->sources[i]->name, cursor);
     }
-    if (a->cp)
-        checkpoint_commit(a->cp);
+    if (a->cp && checkpoint_commit(a->cp) < 0 && a->commit && !loop_timer_armed(a->commit))
+        loop_timer_arm(a->commit, COMMIT_RETRY_MS, 0); /* disk full, read-only: try again */
+    else if (a->cp)
+        a->commits = checkpoint_commits(a->cp);
 }
 
-static void commit_cb(loop *l, void *userdata)
+static void commit_deferred(loop *l, void *userdata)
+{
+    commit_checkpoints(userdata);
+}
+
+/* Only armed after a failed commit: the staged positions are kept and
+ * committed with the next acknowledgement, or by this retry if none comes. */
+static void commit_retry_cb(loop *l, void *userdata)
 {
     commit_checkpoints(userdata);
 }
@@ -354,6 +370,9 @@ static void reload_config(agent *a)
     a->old_cfgs = xrealloc(a->old_cfgs, (a->n_old_cfgs + 1) * sizeof *a->old_cfgs);
     a->old_cfgs[a->n_old_cfgs++] = a->cfg;
     a->cfg = nc;
+    if (a->cp)
+        checkpoint_set_sync(a->cp, nc->state_sync_full);
+    commit_checkpoints(a); /* where new sources start, before they read */
     log_info("configuration reloaded: %zu source(s)", a->n_sources);
 }
 
@@ -524,6 +543,7 @@ static void state_timer_cb(loop *l, void *userdata)
         loop_timer_arm(a->state_timer, a->state_retry_ms, 0);
         return;
     }
+    checkpoint_set_sync(a->cp, a->cfg->state_sync_full);
     log_info("state directory %s is usable again: starting the sources", a->state_dir);
     free(a->state_dir);
     a->state_dir = NULL;
@@ -552,7 +572,6 @@ static void begin(agent *a)
         source_scan(a->sources[i]);
     commit_checkpoints(a); /* record where new files start */
     loop_timer_arm(a->tick, TICK_MS, TICK_MS);
-    loop_timer_arm(a->commit, a->cfg->checkpoint_interval_ms, a->cfg->checkpoint_interval_ms);
     if (!a->opt.once)
         loop_timer_arm(a->rescan, a->cfg->rescan_interval_ms, a->cfg->rescan_interval_ms);
     else
@@ -612,6 +631,11 @@ int agent_new(const agent_options *opt, agent **out)
     _cleanup_free_ char *state_dir = opt->dry_run ? xasprintf("%s/dry-run", cfg->state_dir)
                                                   : xstrdup(cfg->state_dir);
     r = checkpoint_open(state_dir, &a->cp);
+    if (r == 0)
+        checkpoint_set_sync(a->cp, cfg->state_sync_full);
+    if (cfg->checkpoint_interval_set)
+        log_warning("[agent] checkpoint_interval is obsolete and ignored: positions are "
+                    "committed as soon as CloudWatch acknowledges them");
     if (r < 0 && opt->once && opt->dry_run) {
         /* A preview: nothing real depends on the dry run's own positions. */
         log_error_errno(r, "state directory %s is unusable (%m): previewing without "
@@ -662,7 +686,7 @@ int agent_new(const agent_options *opt, agent **out)
         add_source(a, &cfg->sources[i]);
 
     a->tick = loop_timer_new(a->loop, tick_cb, a);
-    a->commit = loop_timer_new(a->loop, commit_cb, a);
+    a->commit = loop_timer_new(a->loop, commit_retry_cb, a);
     a->rescan = loop_timer_new(a->loop, rescan_timer_cb, a);
     a->state_timer = loop_timer_new(a->loop, state_timer_cb, a);
     if (!a->tick || !a->commit || !a->rescan || !a->meta_timer || !a->imds || !a->state_timer) {
@@ -720,5 +744,6 @@ int agent_run(agent *a)
         begin(a);
     int r = loop_run(a->loop);
     commit_checkpoints(a);
+    log_debug("%llu checkpoint commit(s)", (unsigned long long)a->commits);
     return r;
 }

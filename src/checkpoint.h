@@ -63,3 +63,13 @@ int checkpoint_forget_stream(checkpoint *cp, const char *group, const char *stre
  * negative errno. */
 int checkpoint_commit(checkpoint *cp);
 bool checkpoint_pending(const checkpoint *cp);
+uint64_t checkpoint_commits(const checkpoint *cp); /* transactions committed so far */
+
+/* Durability of a commit (state_sync). false (the default): SQLite's
+ * synchronous=NORMAL in WAL mode: a commit survives a crash of the process
+ * but a power loss may undo the commits since the last WAL checkpoint (their
+ * events are sent again). true: synchronous=FULL, every commit is fsynced. */
+int checkpoint_set_sync(checkpoint *cp, bool full);
+/* The setting in force on state.db (SQLite's number: 1 NORMAL, 2 FULL), or a
+ * negative errno when it is not attached. For tests. */
+int checkpoint_synchronous(checkpoint *cp);

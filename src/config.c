@@ -64,6 +64,7 @@ typedef enum global_key {
     GK_TOTAL_BUFFER_LIMIT,
     GK_RESCAN_INTERVAL,
     GK_CHECKPOINT_INTERVAL,
+    GK_STATE_SYNC,
     GK_PLACEHOLDER,
     GK_REGION,
     GK_ENDPOINT,
@@ -89,6 +90,7 @@ static const struct {
     [GK_TOTAL_BUFFER_LIMIT] = {"total_buffer_limit", SEC_AGENT},
     [GK_RESCAN_INTERVAL] = {"rescan_interval", SEC_AGENT},
     [GK_CHECKPOINT_INTERVAL] = {"checkpoint_interval", SEC_AGENT},
+    [GK_STATE_SYNC] = {"state_sync", SEC_AGENT},
     [GK_PLACEHOLDER] = {"placeholder", SEC_AGENT},
     [GK_REGION] = {"region", SEC_CLOUDWATCH},
     [GK_ENDPOINT] = {"endpoint", SEC_CLOUDWATCH},
@@ -722,6 +724,13 @@ static void set_global(parse_ctx *ctx, const char *name, const char *v)
         break;
     case GK_CHECKPOINT_INTERVAL:
         set_duration(ctx, &w, v, &c->checkpoint_interval_ms);
+        c->checkpoint_interval_set = true;
+        break;
+    case GK_STATE_SYNC:
+        if (strcmp(v, "normal") == 0 || strcmp(v, "full") == 0)
+            c->state_sync_full = strcmp(v, "full") == 0;
+        else
+            report(ctx, &w, "invalid value \"%s\" (expected normal or full)", v);
         break;
     case GK_PLACEHOLDER:
         set_nonempty(ctx, &w, v, &c->placeholder);

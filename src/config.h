@@ -70,7 +70,12 @@ typedef struct config {
     char *control_socket;        /* control_socket = path (default /run/cwlogd/control.sock) */
     uint64_t total_buffer_limit; /* total_buffer_limit = size (default 256m) */
     uint64_t rescan_interval_ms; /* rescan_interval = duration (default 10s) */
-    uint64_t checkpoint_interval_ms; /* checkpoint_interval = duration (default 1s) */
+    /* checkpoint_interval = duration: obsolete (positions are committed as
+     * soon as they are acknowledged); accepted so old files still load, and
+     * a warning says it is ignored. */
+    uint64_t checkpoint_interval_ms;
+    bool checkpoint_interval_set;
+    bool state_sync_full; /* state_sync = normal|full (default normal): fsync each commit */
     char *placeholder;           /* placeholder = text for a template variable with no value
                                     (default "unknown") */
     /* [cloudwatch] */

@@ -178,6 +178,10 @@ void control_metrics(agent *a, buf *out)
             buf_printf(out, "\"} %llu\n", (unsigned long long)(size > off ? size - off : 0));
         }
     }
+    metric_head(out, "cwlogd_checkpoint_commits_total", "counter",
+                "Transactions that committed acknowledged positions to state.db.");
+    buf_printf(out, "cwlogd_checkpoint_commits_total %llu\n",
+               (unsigned long long)(a->cp ? checkpoint_commits(a->cp) : 0));
     output_report(a->out, out, true);
 }
 

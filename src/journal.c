@@ -25,6 +25,7 @@ typedef struct chunk {
 struct journal {
     sd_journal *sd;
     char *name; /* for messages: the directory, or "the local journal" */
+    char *dir;  /* the directory, NULL for the local journal */
     char *cursor;
     chunk *arena;
     bool current; /* positioned on an entry (journal_field works) */
@@ -169,6 +170,7 @@ int journal_open(const char *dir, char *const *matches, size_t n_matches, char *
     _cleanup_(journal_freep) journal *j = xmalloc(sizeof *j);
     *j = (journal){
         .name = dir ? xstrdup(dir) : xstrdup("(local)"),
+        .dir = dir ? xstrdup(dir) : NULL,
         .field_rl = LOG_RATELIMIT_INIT,
     };
     int r = dir ? sd_journal_open_directory(&j->sd, dir, 0)
@@ -201,6 +203,7 @@ void journal_free(journal *j)
     forget_entry(j);
     free(j->arena);
     free(j->name);
+    free(j->dir);
     free(j);
 }
 
@@ -287,6 +290,51 @@ char *journal_tail_cursor(journal *j)
     if (sd_journal_get_cursor(j->sd, &c) < 0)
         return NULL;
     return c;
+}
+
+int journal_end_cursor(journal *j, char **cursor)
+{
+    assert(j);
+    assert(cursor);
+    *cursor = NULL;
+    /* A second view of the same files without the filter: the end of the
+     * whole journal, wherever the last matching entry is. */
+    sd_journal *all = NULL;
+    int r = j->dir ? sd_journal_open_directory(&all, j->dir, 0)
+                   : sd_journal_open(&all, SD_JOURNAL_LOCAL_ONLY);
+    if (r >= 0)
+        r = sd_journal_seek_tail(all);
+    if (r >= 0)
+        r = sd_journal_previous(all);
+    if (r > 0)
+        r = sd_journal_get_cursor(all, cursor);
+    sd_journal_close(all);
+    if (r < 0)
+        return log_error_errno(r, "journal %s: cannot find its end: %m", j->name);
+    return 0;
+}
+
+int journal_seek_after_position(journal *j, const char *cursor)
+{
+    assert(j);
+    assert(cursor);
+    forget_entry(j);
+    int r = sd_journal_seek_cursor(j->sd, cursor);
+    if (r < 0)
+        return log_error_errno(r, "journal %s: cannot seek to cursor %s: %m", j->name, cursor);
+    /* The first matching entry at or after the position: the position's own
+     * entry (when it matches) was there before, anything else is new. */
+    r = sd_journal_next(j->sd);
+    if (r < 0)
+        return log_error_errno(r, "journal %s: cannot read after cursor %s: %m", j->name, cursor);
+    if (r == 0)
+        return 0; /* nothing after it yet; the position stays */
+    r = sd_journal_test_cursor(j->sd, cursor);
+    if (r < 0)
+        return log_error_errno(r, "journal %s: cannot compare with cursor %s: %m", j->name, cursor);
+    if (r == 0)
+        j->pending = true;
+    return 0;
 }
 
 int journal_seek_after_cursor(journal *j, const char *cursor)

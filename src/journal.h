@@ -81,6 +81,17 @@ int journal_seek_after_cursor(journal *j, const char *cursor);
  * next run starts after it. */
 char *journal_tail_cursor(journal *j);
 
+/* The cursor of the last entry of the whole journal (the same files, the
+ * filter ignored) in *cursor (malloc'd), or NULL when the journal is empty.
+ * Where a first run with start_at = end starts: it can be stored before any
+ * entry matches. 0 or a negative errno. */
+int journal_end_cursor(journal *j, char **cursor);
+/* Position after a place in the journal (from journal_end_cursor), not after
+ * a delivered entry: the next read returns the first matching entry after
+ * the cursor's, and nothing is reported as a gap (the cursor's entry need not
+ * match the filter). 0 or a negative errno. */
+int journal_seek_after_position(journal *j, const char *cursor);
+
 /* Move to the next entry matching the filter: 1 with *e filled in, 0 when
  * there is nothing more now (wait for the fd), a negative errno on failure
  * (logged; an entry that could not be read is passed over, so calling again

@@ -262,6 +262,71 @@ const char *journald_checkpoint(source *s)
     return js->saved;
 }
 
+/* ---- where to start ---- */
+
+/* A first run stores where it starts before it reads anything, so a restart
+ * after a crash continues there instead of at a new end. The stored value is
+ * one of these, until the first acknowledged entry's cursor replaces it. */
+#define START_AFTER "start-after:" /* + the cursor of the journal's end then */
+#define START_HEAD "start-at-head" /* the journal was empty, or start_at = beginning */
+
+static int first_run(jsource *js)
+{
+    source *s = js->s;
+    bool end = s->cfg->start != START_AT_BEGINNING;
+    _cleanup_free_ char *pos = NULL;
+    int r = end ? journal_end_cursor(js->j, &pos) : 0;
+    if (r < 0)
+        return r;
+    r = pos ? journal_seek_after_position(js->j, pos) : journal_seek_head(js->j);
+    if (r < 0)
+        return r;
+    if (s->a->cp) {
+        _cleanup_free_ char *start = pos ? xasprintf(START_AFTER "%s", pos) : xstrdup(START_HEAD);
+        checkpoint_put_cursor(s->a->cp, s->name, start); /* committed before the first read */
+    }
+    log_info("source %s: reading the journal from its %s (first run, start_at)", s->name,
+             end ? "end" : "beginning");
+    return 0;
+}
+
+static int resume(jsource *js, const char *cursor)
+{
+    source *s = js->s;
+    int r;
+    if (strcmp(cursor, START_HEAD) == 0) {
+        log_info("source %s: resuming the journal at its head, where the first run started",
+                 s->name);
+        return journal_seek_head(js->j);
+    }
+    if (strncmp(cursor, START_AFTER, strlen(START_AFTER)) == 0) {
+        log_info("source %s: resuming the journal where the first run started", s->name);
+        r = journal_seek_after_position(js->j, cursor + strlen(START_AFTER));
+        if (r < 0) {
+            log_error_errno(r, "source %s: cannot resume at the stored start (%m); reading "
+                               "from the start of the journal",
+                            s->name);
+            return journal_seek_head(js->j);
+        }
+        return 0;
+    }
+    r = journal_seek_after_cursor(js->j, cursor);
+    if (r == 1) {
+        s->st.gaps++;
+        log_warning("source %s: the journal entry of the checkpoint is gone (rotated or "
+                    "vacuumed while cwlogd was stopped); resuming at the oldest entry "
+                    "after it; entries removed in between are lost",
+                    s->name);
+    } else if (r < 0) {
+        log_error_errno(r, "source %s: cannot resume at the stored cursor (%m); reading "
+                           "from the start of the journal",
+                        s->name);
+        return journal_seek_head(js->j);
+    }
+    log_info("source %s: resuming the journal after the stored cursor", s->name);
+    return 0;
+}
+
 /* ---- life cycle ---- */
 
 int journald_open(source *s)
@@ -282,34 +347,12 @@ int journald_open(source *s)
         return log_error_errno(r, "source %s: cannot open the journal%s%s: %m", s->name,
                                c->n_paths ? " in " : "", c->n_paths ? c->paths[0] : "");
     _cleanup_free_ char *cursor = NULL;
-    if (s->a->cp && checkpoint_get_cursor(s->a->cp, s->name, &cursor) == 0) {
-        r = journal_seek_after_cursor(js->j, cursor);
-        if (r == 1) {
-            s->st.gaps++;
-            log_warning("source %s: the journal entry of the checkpoint is gone (rotated or "
-                        "vacuumed while cwlogd was stopped); resuming at the oldest entry "
-                        "after it; entries removed in between are lost",
-                        s->name);
-        } else if (r < 0) {
-            log_error_errno(r, "source %s: cannot resume at the stored cursor (%m); reading "
-                               "from the start of the journal",
-                            s->name);
-            journal_seek_head(js->j);
-        }
-        log_info("source %s: resuming the journal after the stored cursor", s->name);
-    } else {
-        bool end = c->start != START_AT_BEGINNING;
-        r = end ? journal_seek_tail(js->j) : journal_seek_head(js->j);
-        _cleanup_free_ char *tail = end && r == 0 ? journal_tail_cursor(js->j) : NULL;
-        if (tail && s->a->cp) {
-            /* Remember where the first run began, so the next run does not
-             * start at the (by then later) end again. */
-            checkpoint_put_cursor(s->a->cp, s->name, tail);
-            js->saved = xstrdup(tail);
-        }
-        log_info("source %s: reading the journal from its %s (first run, start_at)", s->name,
-                 end ? "end" : "beginning");
-    }
+    if (s->a->cp && checkpoint_get_cursor(s->a->cp, s->name, &cursor) == 0)
+        r = resume(js, cursor);
+    else
+        r = first_run(js);
+    if (r < 0)
+        return r;
     if (!s->a->opt.once) {
         js->fd = journal_fd(js->j);
         if (js->fd >= 0 && loop_add_fd(s->a->loop, js->fd, (uint32_t)journal_events(js->j),

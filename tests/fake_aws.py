@@ -115,6 +115,9 @@ one of ``imds:token``, ``imds:roles``, ``imds:credentials``,
     reset_after   request performed (events stored), then TCP reset
     close         connection closed (FIN) without any response
     latency       sleep "seconds", then go on (alias: stall); adds to others
+    answer_latency  carry the request out (PutLogEvents stores its events),
+                  then sleep "seconds" before answering: the request is
+                  "in flight" meanwhile (see put_requests()); adds up
     outage        every matching request reset for "seconds" from installation
     garbage       200 with a body that is neither JSON nor UTF-8
     empty         200 with an empty body (alias: empty_role_list)
@@ -456,7 +459,7 @@ class Credential:
 FAULT_KINDS = {
     "throttle", "503", "500", "error", "expired_token", "reset_before",
     "reset_after", "close", "latency", "stall", "outage", "garbage", "empty",
-    "empty_role_list", "html", "endless",
+    "empty_role_list", "html", "endless", "answer_latency",
 }
 _PERFORMABLE = {"garbage", "empty", "empty_role_list", "html", "error", "endless"}
 _RULE_KEYS = {"op", "kind", "count", "probability", "seconds", "after",
@@ -769,6 +772,11 @@ class FakeAWS:
                     delay += rule.seconds
                     self._count_fault(op, rule.kind)
                     continue
+                if rule.kind == "answer_latency":
+                    self._answer_delay[threading.get_ident()] = \
+                        self._answer_delay.get(threading.get_ident(), 0.0) + rule.seconds
+                    self._count_fault(op, rule.kind)
+                    continue
                 chosen = rule
                 break
             if chosen is not None:
@@ -788,6 +796,8 @@ class FakeAWS:
         self._stats = {"total": 0, "ops": {}, "status": {}, "faults": {},
                        "reset_after": {"requests": 0, "events": 0}}
         self._log = []
+        self._puts = {}  # request id -> [events stored, stored at, answered at]
+        self._answer_delay = {}  # handler thread -> seconds to wait before answering
 
     def reset(self):
         """Forget events, groups, request counts and fault rules."""
@@ -858,6 +868,20 @@ class FakeAWS:
     def requests(self):
         with self._lock:
             return json.loads(json.dumps(dict(self._stats, log=self._log)))
+
+    def put_requests(self):
+        """Every PutLogEvents that stored events: {request id: {"events": N,
+        "stored": T, "answered": T or None}}, times from time.monotonic().
+        "answered" is when the last byte of the answer went to the socket; a
+        request stored but not answered when a client died was in flight."""
+        with self._lock:
+            return {rid: {"events": n, "stored": t0, "answered": t1}
+                    for rid, (n, t0, t1) in self._puts.items()}
+
+    def _answered(self, request_id):
+        with self._lock:
+            if request_id in self._puts:
+                self._puts[request_id][2] = time.monotonic()
 
     def state(self):
         with self._lock:
@@ -1266,6 +1290,8 @@ class FakeAWS:
             if s["lastEventTimestamp"] is None or last > s["lastEventTimestamp"]:
                 s["lastEventTimestamp"] = last
             s["lastIngestionTime"] = now_ms
+        if stored:
+            self._puts[rid] = [stored, time.monotonic(), None]
         s["token"] += 1
         out = {"nextSequenceToken": _seq_token(s["token"])}
         if rejected:
@@ -1473,6 +1499,8 @@ class _BaseHandler(http.server.BaseHTTPRequestHandler):
     def serve(self, op, perform, aws):
         """Common path: faults, then perform() -> _Reply, then record."""
         delay, rule = self.fake._pick_fault(op)
+        with self.fake._lock:
+            answer_delay = self.fake._answer_delay.pop(threading.get_ident(), 0.0)
         if delay:
             self.fake._stopping.wait(delay)
         kind = rule.kind if rule else None
@@ -1513,7 +1541,10 @@ class _BaseHandler(http.server.BaseHTTPRequestHandler):
             return
         self.fake._record(op, reply.status, reply.error, fault="latency" if delay else None,
                           events=reply.events, request_id=reply.request_id)
+        if answer_delay:
+            self.fake._stopping.wait(answer_delay)
         self.send_reply(reply)
+        self.fake._answered(reply.request_id)
 
     def send_endless(self, interval):
         """200 and a chunked body that never ends, until the client goes."""

@@ -151,7 +151,7 @@ class StateDb(Case):
 
     def test_disk_full_while_running_commit_error_once_shipping_goes_on_positions_land_later(self):
         fake = self.fake()
-        env = self.env_with(fake, agent_extra="checkpoint_interval = 200ms\n")
+        env = self.env_with(fake)
         mount_tmpfs(self, env.state, "1m")
         db = os.path.join(env.state, "state.db")
         c = Container(env.containers, name="full")

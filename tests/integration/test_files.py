@@ -156,8 +156,7 @@ class RestartAndSignals(unittest.TestCase):
     def test_sigkill_then_restart_loses_nothing(self):
         env = Env(self)
         c = Container(env.containers)
-        env.write_config({"containers": env.docker_source()},
-                         agent_extra="checkpoint_interval = 100ms\n")
+        env.write_config({"containers": env.docker_source()})
         seen = []
         n = 0
         for round_ in range(5):

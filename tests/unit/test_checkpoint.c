@@ -574,6 +574,25 @@ static void test_known_groups_and_streams_are_remembered_and_forgotten(void **st
                      1);
 }
 
+static void test_state_sync_normal_by_default_full_when_asked_and_commits_counted(void **state)
+{
+    fixture *fx = *state;
+    checkpoint *cp = open_ok(fx->dir);
+    assert_int_equal(checkpoint_synchronous(cp), 1); /* NORMAL */
+    assert_int_equal(checkpoint_set_sync(cp, true), 0);
+    assert_int_equal(checkpoint_synchronous(cp), 2); /* FULL */
+    assert_int_equal(checkpoint_commits(cp), 0);
+    assert_int_equal(checkpoint_commit(cp), 0); /* nothing staged: not a transaction */
+    assert_int_equal(checkpoint_commits(cp), 0);
+    cp_file f = make_file("s", "/p", 1, 2, 3, 4, 5);
+    assert_int_equal(checkpoint_put_file(cp, &f), 0);
+    assert_int_equal(checkpoint_commit(cp), 0);
+    assert_int_equal(checkpoint_commits(cp), 1);
+    assert_int_equal(checkpoint_set_sync(cp, false), 0);
+    assert_int_equal(checkpoint_synchronous(cp), 1);
+    checkpoint_close(cp);
+}
+
 static void test_close_commits_pending_writes(void **state)
 {
     fixture *fx = *state;
@@ -855,6 +874,7 @@ int main(void)
         T(test_put_without_updated_ms_stamps_the_current_time),
         T(test_journal_cursor_get_put_and_persist),
         T(test_known_groups_and_streams_are_remembered_and_forgotten),
+        T(test_state_sync_normal_by_default_full_when_asked_and_commits_counted),
         T(test_close_commits_pending_writes),
         T(test_random_bytes_state_db_is_moved_aside_with_its_wal),
         T(test_state_db_with_an_overwritten_page_is_moved_aside),

@@ -164,6 +164,7 @@ static void test_full_config_sets_every_key(void **state)
                "total_buffer_limit = 64m\n"
                "rescan_interval = 30s\n"
                "checkpoint_interval = 250ms\n"
+               "state_sync = full\n"
                "placeholder = none\n"
                "\n"
                "[cloudwatch]\n"
@@ -222,6 +223,8 @@ static void test_full_config_sets_every_key(void **state)
     assert_int_equal(c->total_buffer_limit, 64ULL << 20);
     assert_int_equal(c->rescan_interval_ms, 30000);
     assert_int_equal(c->checkpoint_interval_ms, 250);
+    assert_true(c->checkpoint_interval_set); /* accepted, and warned about */
+    assert_true(c->state_sync_full);
     assert_string_equal(c->placeholder, "none");
     assert_string_equal(c->region, "eu-west-1");
     assert_string_equal(c->endpoint, "http://127.0.0.1:4566");
@@ -261,7 +264,7 @@ static void test_full_config_sets_every_key(void **state)
     assert_int_equal(d->n_matches, 0);
     assert_int_equal(d->n_units, 0);
     assert_string_equal(d->file, f->main_path);
-    assert_int_equal(d->line, 24);
+    assert_int_equal(d->line, 25);
 
     const source_config *p = &c->sources[1];
     assert_string_equal(p->name, "pods");
@@ -273,7 +276,7 @@ static void test_full_config_sets_every_key(void **state)
     assert_string_equal(p->datetime_format, "%Y-%m-%d");
     assert_null(p->multiline_pattern);
     assert_int_equal(p->start, START_AT_END);
-    assert_int_equal(p->line, 38);
+    assert_int_equal(p->line, 39);
 
     const source_config *fl = &c->sources[2];
     assert_string_equal(fl->name, "ecs-agent");
@@ -297,7 +300,7 @@ static void test_full_config_sets_every_key(void **state)
     assert_string_equal(j->units[1], "b.service");
     assert_string_equal(j->units[2], "c.service");
     assert_int_equal(j->priority, 4);
-    assert_int_equal(j->line, 52);
+    assert_int_equal(j->line, 53);
 }
 
 static void test_absent_keys_take_documented_defaults(void **state)
@@ -314,6 +317,8 @@ static void test_absent_keys_take_documented_defaults(void **state)
     assert_int_equal(c->total_buffer_limit, 256ULL << 20);
     assert_int_equal(c->rescan_interval_ms, 10000);
     assert_int_equal(c->checkpoint_interval_ms, 1000);
+    assert_false(c->checkpoint_interval_set);
+    assert_false(c->state_sync_full);
     assert_string_equal(c->placeholder, "unknown");
     assert_string_equal(c->region, "auto");
     assert_null(c->endpoint);
@@ -706,6 +711,14 @@ static void test_key_before_any_section_is_an_error(void **state)
     EXPECT_ERROR(f, f->main_path, 2, "state_dir: key outside of any section");
 }
 
+static void test_state_sync_takes_normal_or_full_only(void **state)
+{
+    fixture *f = *state;
+    load_fails(f, "[agent]\nstate_sync = always\n");
+    EXPECT_ERROR(f, f->main_path, 2, "[agent] state_sync: invalid value \"always\" (expected normal "
+                                     "or full)");
+}
+
 static void test_bad_source_names_are_errors(void **state)
 {
     fixture *f = *state;
@@ -1035,6 +1048,7 @@ int main(void)
         T(test_same_key_in_a_second_agent_section_overrides),
         T(test_syntax_errors_name_their_line),
         T(test_key_before_any_section_is_an_error),
+        T(test_state_sync_takes_normal_or_full_only),
         T(test_bad_source_names_are_errors),
         T(test_invalid_multiline_pattern_reports_regerror_text),
         T(test_multiline_pattern_and_datetime_format_together_are_an_error),
