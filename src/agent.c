@@ -131,10 +131,15 @@ static void commit_checkpoints(agent *a)
         if (cursor)
             checkpoint_put_cursor(a->cp, a->sources[i]->name, cursor);
     }
-    if (a->cp && checkpoint_commit(a->cp) < 0 && a->commit && !loop_timer_armed(a->commit))
-        loop_timer_arm(a->commit, COMMIT_RETRY_MS, 0); /* disk full, read-only: try again */
-    else if (a->cp)
+    if (!a->cp)
+        return;
+    if (checkpoint_commit(a->cp) < 0) {
+        if (a->commit && !loop_timer_armed(a->commit))
+            loop_timer_arm(a->commit, COMMIT_RETRY_MS, 0); /* disk full, read-only: try again */
+    } else if (checkpoint_commits(a->cp) != a->commits) {
         a->commits = checkpoint_commits(a->cp);
+        log_debug("checkpoint: commit %llu done", (unsigned long long)a->commits);
+    }
 }
 
 static void commit_deferred(loop *l, void *userdata)

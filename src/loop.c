@@ -285,9 +285,13 @@ void loop_cancel_deferred(loop *l, void *userdata)
 
 static void run_deferred(loop *l)
 {
-    /* Callbacks may queue more; run the queue in order until it is empty,
-     * taking one entry at a time so cancellation from a callback is honoured. */
-    while (l->n_defers > 0 && !l->quit) {
+    /* One pass over what was queued before it began, in order, one entry at a
+     * time so cancellation from a callback is honoured. What the callbacks
+     * queue runs in the next turn, after a look at the descriptors: a source
+     * that keeps rescheduling its reading must not keep CloudWatch's answers
+     * (and the commits they bring) waiting in their sockets. */
+    size_t n = l->n_defers;
+    while (n-- > 0 && l->n_defers > 0 && !l->quit) {
         deferred d = l->defers[0];
         memmove(l->defers, l->defers + 1, (l->n_defers - 1) * sizeof *l->defers);
         l->n_defers--;

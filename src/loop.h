@@ -31,7 +31,9 @@ bool loop_timer_armed(const loop_timer *t);
 void loop_timer_free(loop_timer *t);
 
 /* Run fn once after the current batch of events; the same (fn, userdata)
- * pair queued twice before it runs is run once. */
+ * pair queued twice before it runs is run once. A call queued by a deferred
+ * call runs in the next turn, after the descriptors are polled (without
+ * waiting) and their events handled. */
 void loop_defer(loop *l, loop_fn fn, void *userdata);
 /* Drop queued deferred calls for userdata (when it is about to be freed). */
 void loop_cancel_deferred(loop *l, void *userdata);

@@ -878,6 +878,10 @@ static void put_done(cw_result r, const cw_error *err, const char *body, size_t 
             if (u->a->cp)
                 checkpoint_put_stream(u->a->cp, s->group, s->stream);
         }
+        /* With the commit that follows in the same turn, this tells the crash
+         * tests which requests were handled before a kill. */
+        log_debug("cloudwatch: %s / %s: request %s accepted %zu event(s)", s->group, s->stream,
+                  err->request_id[0] ? err->request_id : "(no id)", b->n);
         finish_head(s, MIN(rejected, b->n));
         return;
     }

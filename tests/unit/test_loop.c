@@ -231,6 +231,50 @@ static void test_thousands_of_timers_take_no_descriptors(void **state)
     assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
 }
 
+/* A deferred call that queues itself again (a source with a long backlog)
+ * must not starve the descriptors: a readable pipe is handled after at most
+ * one more pass. */
+typedef struct busy {
+    int passes;
+    int fd_seen_at; /* passes done when the fd's callback ran; -1 not yet */
+} busy;
+
+static void busy_cb(loop *l, void *userdata)
+{
+    busy *b = userdata;
+    b->passes++;
+    if (b->fd_seen_at >= 0 || b->passes > 1000)
+        loop_quit(l, 0);
+    else
+        loop_defer(l, busy_cb, b);
+}
+
+static void readable_cb(loop *l, int fd, uint32_t events, void *userdata)
+{
+    busy *b = userdata;
+    char c;
+    assert_int_equal(read(fd, &c, 1), 1);
+    b->fd_seen_at = b->passes;
+}
+
+static void test_a_deferred_call_that_requeues_itself_lets_descriptors_in(void **state)
+{
+    loop *l = loop_new();
+    assert_non_null(l);
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    busy b = {.fd_seen_at = -1};
+    assert_int_equal(loop_add_fd(l, p[0], EPOLLIN, readable_cb, &b), 0);
+    assert_int_equal(write(p[1], "x", 1), 1);
+    loop_defer(l, busy_cb, &b);
+    loop_run(l);
+    assert_int_equal(b.fd_seen_at, 1); /* right after the first pass */
+    loop_del_fd(l, p[0]);
+    close(p[0]);
+    close(p[1]);
+    loop_free(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -239,6 +283,7 @@ int main(void)
         cmocka_unit_test(test_callbacks_may_free_rearm_and_disarm_timers),
         cmocka_unit_test(test_armed_timer_may_be_freed_after_its_loop),
         cmocka_unit_test(test_thousands_of_timers_take_no_descriptors),
+        cmocka_unit_test(test_a_deferred_call_that_requeues_itself_lets_descriptors_in),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
