@@ -3,6 +3,7 @@
 json-file logs, next to `openssl dgst -sha256` over the same bytes as a floor.
 
     bench/bench.py [--lines 1000000] [--containers 10] [--bin build/cwlogd] [--upload]
+        [--compare OTHER_BINARY [--runs 5]]
     bench/bench.py --idle [--containers 1000] [--idle-seconds 60] [--upload]
 
 With --upload the agent ships to the fake CloudWatch Logs endpoint in
@@ -32,6 +33,7 @@ import argparse
 import json
 import os
 import random
+import re
 import resource
 import shutil
 import signal
@@ -86,8 +88,9 @@ def generate(root, lines, containers, seed=1):
     return total
 
 
-def run_measured(argv, stdout=subprocess.DEVNULL, stdin=None, env=None):
-    """Run argv; return (wall s, user+sys CPU s, peak RSS KiB).
+def run_measured(argv, stdout=subprocess.DEVNULL, stdin=None, env=None, log=None):
+    """Run argv; return (wall s, user+sys CPU s, peak RSS KiB); its stderr is
+    appended to the list `log` when one is given.
 
     The peak RSS comes from GNU time, which forks from a small image: a child
     forked from this Python process would count Python's own pages as its
@@ -102,6 +105,8 @@ def run_measured(argv, stdout=subprocess.DEVNULL, stdin=None, env=None):
     wall = time.monotonic() - t0
     err = p.stderr.read().decode(errors="replace")
     p.stderr.close()
+    if log is not None:
+        log.append(err)
     p.returncode = os.waitstatus_to_exitcode(status)
     if p.returncode != 0:
         sys.exit("%s failed (%d):\n%s" % (argv[0], p.returncode, err[-2000:]))
@@ -186,6 +191,36 @@ def idle(args, tmp, root, conf, fake, env):
         err.close()
 
 
+def commit_count(log):
+    m = re.search(r"--once: done, (\d+) checkpoint commit", log)
+    return int(m.group(1)) if m else 0
+
+
+def compare(args, argv, conf, tmp, fake, env):
+    """The build under test and an earlier one, alternating on the same input
+    (each run starts from an empty state directory): their CPU in one run of
+    the benchmark, which is what can be compared on a shared machine."""
+    state = os.path.join(tmp, "state")
+    cpu = {"this": [], "other": []}
+    commits = {"this": [], "other": []}
+    for _ in range(args.runs):
+        for name, binary in (("this", args.bin), ("other", args.compare)):
+            shutil.rmtree(state, True)
+            if fake:
+                fake.reset()
+            log = []
+            _, c, _ = run_measured([binary] + argv[1:], env=env, log=log)
+            cpu[name].append(c)
+            commits[name].append(commit_count(log[0]))
+    med = {k: sorted(v)[len(v) // 2] for k, v in cpu.items()}
+    print("%s, %d runs each, alternating:" % (" ".join(argv[3:]) or "--once", args.runs))
+    for name, binary in (("this", args.bin), ("other", args.compare)):
+        print("  %-5s %s: CPU median %.3f s (runs %s), checkpoint commits %s" % (
+            name, binary, med[name], " ".join("%.3f" % c for c in cpu[name]),
+            sorted(set(commits[name])) if any(commits[name]) else "not reported"))
+    print("ratio this / other: %.3f" % (med["this"] / med["other"] if med["other"] else float("nan")))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--lines", type=int, default=None,
@@ -199,6 +234,10 @@ def main():
     ap.add_argument("--idle", action="store_true",
                     help="the daemon's CPU share, fds, watches and RSS with idle containers")
     ap.add_argument("--idle-seconds", type=float, default=60.0)
+    ap.add_argument("--compare", metavar="BIN",
+                    help="also run this binary (an earlier build) on the same input, "
+                         "alternating, --runs times each: CPU medians and their ratio")
+    ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--agent-conf", default="",
                     help="extra lines for the [agent] section, e.g. 'rescan_interval = 1m'")
     ap.add_argument("--settle", type=float, default=8.0,
@@ -229,7 +268,8 @@ def main():
             env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
             env.update(AWS_ACCESS_KEY_ID="AKIDBENCH", AWS_SECRET_ACCESS_KEY="bench-secret")
         with open(conf, "w") as f:
-            f.write("[agent]\nstate_dir = %s/state\nlog_level = warning\n" % tmp +
+            f.write("[agent]\nstate_dir = %s/state\nlog_level = %s\n" % (
+                        tmp, "warning" if args.idle else "info") +
                     # --idle: a listening control socket, as in production
                     ("control_socket = %s/control.sock\n" % tmp if args.idle else "") +
                     args.agent_conf.replace("\\n", "\n") + "\n\n" + cw +
@@ -247,7 +287,12 @@ def main():
         h_wall, h_cpu, _ = run_measured(["openssl", "dgst", "-sha256"], stdin=cat.stdout)
         cat.wait()
         argv = [args.bin, "--config", conf, "--once"] + ([] if args.upload else ["--dry-run"])
-        a_wall, a_cpu, a_rss = run_measured(argv, env=env)
+        if args.compare:
+            compare(args, argv, conf, tmp, fake, env)
+            return
+        log = []
+        a_wall, a_cpu, a_rss = run_measured(argv, env=env, log=log)
+        commits = commit_count(log[0])
         mb = nbytes / 1e6
         print("input: %d lines, %d containers, %.1f MB (%.0f bytes/line)" % (
             args.lines, args.containers, mb, nbytes / args.lines))
@@ -259,6 +304,8 @@ def main():
         else:
             print("cwlogd --once --dry-run > /dev/null:")
         print("  wall %.3f s, CPU %.3f s (user+sys), peak RSS %.1f MiB" % (a_wall, a_cpu, a_rss / 1024))
+        print("  %d checkpoint commits (%.0f per second of wall time)" % (
+            commits, commits / a_wall if a_wall else 0))
         print("  %.0f lines/s, %.0f MB/s of input per CPU-second" % (
             args.lines / a_cpu if a_cpu else 0, mb / a_cpu if a_cpu else 0))
         print("openssl dgst -sha256 over the same bytes: CPU %.3f s" % h_cpu)

@@ -749,6 +749,7 @@ int agent_run(agent *a)
         begin(a);
     int r = loop_run(a->loop);
     commit_checkpoints(a);
-    log_debug("%llu checkpoint commit(s)", (unsigned long long)a->commits);
+    if (a->opt.once)
+        log_info("--once: done, %llu checkpoint commit(s)", (unsigned long long)a->commits);
     return r;
 }

@@ -68,30 +68,37 @@ static const char staged_schema[] =
 
 /* Wiped sources first: any staged row of a wiped source was written after
  * the wipe (checkpoint_delete_source drops the earlier ones). */
-static const char commit_sql[] =
-    "BEGIN IMMEDIATE;"
-    "DELETE FROM disk.files WHERE source IN (SELECT source FROM main.staged_wiped);"
-    "DELETE FROM disk.journal WHERE source IN (SELECT source FROM main.staged_wiped);"
+/* A commit runs after every answer CloudWatch gives, so its statements are
+ * prepared once rather than parsed from text each time. */
+static const char *const commit_sql[] = {
+    "BEGIN IMMEDIATE",
+    "DELETE FROM disk.files WHERE source IN (SELECT source FROM main.staged_wiped)",
+    "DELETE FROM disk.journal WHERE source IN (SELECT source FROM main.staged_wiped)",
     "DELETE FROM disk.files WHERE (source, dev, ino) IN"
-    "  (SELECT source, dev, ino FROM main.staged_files WHERE deleted);"
+    "  (SELECT source, dev, ino FROM main.staged_files WHERE deleted)",
     "INSERT OR REPLACE INTO disk.files"
     "  (source, path, dev, ino, fingerprint, \"offset\", updated_ms)"
     "  SELECT source, path, dev, ino, fingerprint, \"offset\", updated_ms"
-    "  FROM main.staged_files WHERE NOT deleted;"
+    "  FROM main.staged_files WHERE NOT deleted",
     "INSERT OR REPLACE INTO disk.journal (source, cursor)"
-    "  SELECT source, cursor FROM main.staged_journal;"
+    "  SELECT source, cursor FROM main.staged_journal",
     "DELETE FROM disk.streams WHERE (group_name, stream_name) IN"
-    "  (SELECT group_name, stream_name FROM main.staged_streams WHERE NOT known);"
+    "  (SELECT group_name, stream_name FROM main.staged_streams WHERE NOT known)",
     "INSERT OR REPLACE INTO disk.streams (group_name, stream_name)"
-    "  SELECT group_name, stream_name FROM main.staged_streams WHERE known;"
-    "COMMIT;";
+    "  SELECT group_name, stream_name FROM main.staged_streams WHERE known",
+    "COMMIT",
+};
 
-static const char clear_staged_sql[] = "BEGIN;"
-                                       "DELETE FROM main.staged_files;"
-                                       "DELETE FROM main.staged_wiped;"
-                                       "DELETE FROM main.staged_journal;"
-                                       "DELETE FROM main.staged_streams;"
-                                       "COMMIT;";
+static const char *const clear_staged_sql[] = {
+    "BEGIN",
+    "DELETE FROM main.staged_files",
+    "DELETE FROM main.staged_wiped",
+    "DELETE FROM main.staged_journal",
+    "DELETE FROM main.staged_streams",
+    "COMMIT",
+};
+#define N_COMMIT_SQL ARRAY_SIZE(commit_sql)
+#define N_CLEAR_SQL ARRAY_SIZE(clear_staged_sql)
 
 /* Statements kept prepared for the calls made per file or per flush. */
 enum {
@@ -162,6 +169,7 @@ struct checkpoint {
     char errtext[256]; /* and its text */
     int commit_cause;  /* what the failing commits fail with; 0 while commits work */
     uint64_t commits;  /* transactions committed */
+    sqlite3_stmt *commit_st[N_COMMIT_SQL], *clear_st[N_CLEAR_SQL]; /* prepared on first use */
 };
 
 /* Internal marker for "the database is corrupt": never returned to callers. */
@@ -499,6 +507,10 @@ static void checkpoint_destroy(checkpoint *cp)
         return;
     for (size_t i = 0; i < ST_MAX; i++)
         sqlite3_finalize(cp->st[i]);
+    for (size_t i = 0; i < N_COMMIT_SQL; i++)
+        sqlite3_finalize(cp->commit_st[i]);
+    for (size_t i = 0; i < N_CLEAR_SQL; i++)
+        sqlite3_finalize(cp->clear_st[i]);
     /* A healthy database is checkpointed and its WAL removed on close. */
     if (cp->db && cp->attached)
         sqlite3_db_config(cp->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 0, NULL);
@@ -842,12 +854,31 @@ int checkpoint_forget_stream(checkpoint *cp, const char *group, const char *stre
     return stage_stream(cp, group, stream, false);
 }
 
+/* Run statements in order, preparing each on first use; stops at the first
+ * failure (the caller rolls back). */
+static int exec_all(checkpoint *cp, sqlite3_stmt **st, const char *const *sql, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!st[i]) {
+            int rc = sqlite3_prepare_v3(cp->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st[i],
+                                        NULL);
+            if (rc != SQLITE_OK)
+                return cp_fail(cp, rc);
+        }
+        int rc = sqlite3_step(st[i]);
+        sqlite3_reset(st[i]);
+        if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+            return cp_fail(cp, rc);
+    }
+    return 0;
+}
+
 static int commit_once(checkpoint *cp)
 {
     int r = disk_ready(cp);
     if (r < 0)
         return r;
-    r = exec(cp, commit_sql);
+    r = exec_all(cp, cp->commit_st, commit_sql, N_COMMIT_SQL);
     if (r < 0)
         rollback_if_open(cp);
     return r;
@@ -877,7 +908,7 @@ int checkpoint_commit(checkpoint *cp)
         cp->commit_cause = 0;
     }
     /* Should clearing fail, the rows stay staged and are applied again. */
-    if (exec(cp, clear_staged_sql) < 0)
+    if (exec_all(cp, cp->clear_st, clear_staged_sql, N_CLEAR_SQL) < 0)
         rollback_if_open(cp);
     else
         cp->pending = false;
