@@ -40,6 +40,38 @@ def committed_requests(log):
     return done
 
 
+def check_duplicates_were_in_flight(test, fake, kills, dups, lines):
+    """Every duplicate is an event of a request in flight at a kill: stored by
+    the fake during that run (kills: (started, dead, requests handled and
+    committed) per run, times from time.monotonic()), its answer not handled
+    and committed. Prints duplicates / events in flight per kill."""
+    test.assertEqual(fake.requests()["reset_after"]["events"], 0)
+    puts = fake.put_requests()
+    in_flight = [{rid for rid, p in puts.items() if t0 <= p["stored"] <= t1 and rid not in done}
+                 for t0, t1, done in kills]
+    copies = collections.defaultdict(list)
+    for e in fake.events():
+        copies[e["message"]].append((e["seq"], e["request_id"]))
+    per_kill = [0] * len(kills)
+    unexplained = []
+    for msg, cs in copies.items():
+        for _, rid in sorted(cs)[:-1]:  # every copy but the last was sent again
+            k = next((i for i, ids in enumerate(in_flight) if rid in ids), None)
+            if k is None:
+                unexplained.append(msg)
+            else:
+                per_kill[k] += 1
+    bound = [sum(puts[r]["events"] for r in ids) for ids in in_flight]
+    print("\n%d lines, %d SIGKILLs: %d duplicate(s)" % (lines, len(kills), dups))
+    print("per kill, duplicates / events in flight: %s" % ", ".join(
+        "%d/%d" % (d, b) for d, b in zip(per_kill, bound)))
+    test.assertEqual(len(unexplained), 0, "duplicate(s) of events that were not in flight "
+                     "at any kill, e.g. %s" % sorted(unexplained)[:5])
+    test.assertEqual(sum(per_kill), dups)
+    for k, (d, b) in enumerate(zip(per_kill, bound)):
+        test.assertLessEqual(d, b, "kill %d" % k)
+
+
 class Writer(threading.Thread):
     """Appends numbered lines to a few containers, rotating now and then."""
 
@@ -117,33 +149,7 @@ class Crash(unittest.TestCase):
         return kills
 
     def check_duplicates_were_in_flight(self, writer, kills, dups):
-        """Every duplicate is an event of a request in flight at a kill: stored
-        by the fake during that run, its answer not handled and committed."""
-        self.assertEqual(self.fake.requests()["reset_after"]["events"], 0)
-        puts = self.fake.put_requests()
-        in_flight = [{rid for rid, p in puts.items() if t0 <= p["stored"] <= t1 and rid not in done}
-                     for t0, t1, done in kills]
-        copies = collections.defaultdict(list)
-        for e in self.fake.events():
-            copies[e["message"]].append((e["seq"], e["request_id"]))
-        per_kill = [0] * len(kills)
-        unexplained = []
-        for msg, cs in copies.items():
-            for _, rid in sorted(cs)[:-1]:  # every copy but the last was sent again
-                k = next((i for i, ids in enumerate(in_flight) if rid in ids), None)
-                if k is None:
-                    unexplained.append(msg)
-                else:
-                    per_kill[k] += 1
-        bound = [sum(puts[r]["events"] for r in ids) for ids in in_flight]
-        print("\n%d lines, %d SIGKILLs: %d duplicate(s)" % (len(writer.written), KILLS, dups))
-        print("per kill, duplicates / events in flight: %s" % ", ".join(
-            "%d/%d" % (d, b) for d, b in zip(per_kill, bound)))
-        self.assertEqual(len(unexplained), 0, "duplicate(s) of events that were not in flight "
-                         "at any kill, e.g. %s" % sorted(unexplained)[:5])
-        self.assertEqual(sum(per_kill), dups)
-        for k, (d, b) in enumerate(zip(per_kill, bound)):
-            self.assertLessEqual(d, b, "kill %d" % k)
+        check_duplicates_were_in_flight(self, self.fake, kills, dups, len(writer.written))
 
     def test_sigkill_while_files_grow_repeats_only_what_was_in_flight(self):
         writer = Writer(self.cs, 98, rotate=0)

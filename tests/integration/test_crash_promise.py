@@ -5,14 +5,16 @@
 - killed within the first second of a first run, with data written while it
   is down: 0 lost (the journald source stores where it starts before it reads,
   also when no entry matches its filter yet, or the journal is empty);
+- killed during uploads with answers held back: every duplicate is an event
+  of a request in flight at a kill (journal here; files in test_crash.py);
 - positions are committed with the answer (the obsolete checkpoint_interval
   is accepted, with a warning, and does not delay them).
 
-The crash test (test_crash.py) covers kills during uploads: duplicates are
-bounded by the requests in flight at each kill."""
+"""
 
 import collections
 import os
+import random
 import signal
 import sqlite3
 import sys
@@ -23,6 +25,7 @@ from harness import Container, Env, main  # noqa: E402
 import unittest  # noqa: E402
 from fake_aws import FakeAWS  # noqa: E402
 from test_journald import REMOTE, unit_entry, write_journal  # noqa: E402
+from test_crash import check_duplicates_were_in_flight, committed_requests  # noqa: E402
 
 
 def wait_until(pred, timeout=30, what="condition"):
@@ -160,6 +163,29 @@ class Journal(Case):
         want = collections.Counter(self.append("app.service", 200, "a"))
         self.env.upload_once()
         self.assert_exactly_once(want)
+
+    def test_killed_during_uploads_repeats_only_what_was_in_flight(self):
+        self.source("beginning")
+        want = collections.Counter()
+        for _ in range(8):
+            want.update(self.append("app.service", 400, "a"))
+        self.fake.set_faults([{"op": "PutLogEvents", "kind": "answer_latency",
+                               "seconds": 0.4, "probability": 0.5}], seed=4)
+        rng = random.Random(7)
+        kills = []
+        for i in range(int(os.environ.get("CWLOGD_CRASH_KILLS", "20")) // 2):
+            t0 = time.monotonic()
+            d = self.env.start(dry_run=False)
+            time.sleep(rng.uniform(0.1, 0.6))
+            self.kill(d)
+            kills.append((t0, time.monotonic(), committed_requests(d.log())))
+            want.update(self.append("app.service", 200, "k%d" % i))
+        self.fake.set_faults([])
+        self.env.upload_once()
+        got = self.delivered()
+        self.assertEqual(sum((want - got).values()), 0, "lost")
+        check_duplicates_were_in_flight(self, self.fake, kills, sum((got - want).values()),
+                                        sum(want.values()))
 
     def test_first_run_at_the_end_skips_what_matched_before_and_only_that(self):
         self.append("app.service", 20, "old")

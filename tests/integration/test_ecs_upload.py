@@ -95,12 +95,13 @@ class EcsUpload(unittest.TestCase):
         env.write_config({"journal": {"type": "journald", "path": jdir, "group": "g",
                                       "stream": "s", "start_at": "beginning"}},
                          cloudwatch_extra=self.cw(env))
-        env.upload_once()
+        first = env.upload_once()
         write_journal(os.path.join(jdir, "a.journal"), [unit_entry(2, "x.service", "a2 lost")])
         write_journal(os.path.join(jdir, "b.journal"), [unit_entry(3, "x.service", "b3")])
         os.unlink(os.path.join(jdir, "a.journal"))  # vacuumed while cwlogd was stopped
         err = env.upload_once()
-        self.assertEqual([e["message"] for e in self.fake.events()], ["a1", "b3"])
+        self.assertEqual([e["message"] for e in self.fake.events()], ["a1", "b3"],
+                         "first run:\n%s\nsecond run:\n%s" % (first, err))
         self.assertIn("journal entry of the checkpoint is gone", err)
 
     def test_multiline_event_spanning_a_rotation_arrives_whole(self):
