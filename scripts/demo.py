@@ -66,8 +66,8 @@ retention_days = 30
 type = docker
 path = {root}
 start_at = beginning
-group = /ecs/{{ecs_cluster}}/{{ecs_task_family}}
-stream = {{ecs_container_name}}/{{ecs_task_id}}
+group = /ecs/{{ecs_cluster|standalone}}/{{ecs_task_family|container_name}}
+stream = {{ecs_container_name|container_name}}/{{ecs_task_id|container_id_short}}
 mode = non-blocking
 max_buffer_size = 4m
 

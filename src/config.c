@@ -606,6 +606,27 @@ static bool is_journal_field(const char *s, size_t n)
     return true;
 }
 
+/* One alternative of {...}: a known variable, or, as the last of several,
+ * literal text. */
+static bool check_variable(parse_ctx *ctx, const where *w, const char *name, size_t n, bool last)
+{
+    _cleanup_free_ char *var = xstrndup(name, n);
+    if (n >= 8 && memcmp(name, "journal:", 8) == 0) {
+        if (is_journal_field(name + 8, n - 8))
+            return true;
+        report(ctx, w,
+               "invalid journal field in {%.*s} (field names use A-Z, 0-9 and _, "
+               "e.g. {journal:_SYSTEMD_UNIT})",
+               (int)n, name);
+        return false;
+    }
+    if (template_known_variable(var) || last)
+        return true;
+    report(ctx, w, "unknown variable {%.*s} in template (only the last of {a|b|...} may be text)",
+           (int)n, name);
+    return false;
+}
+
 static bool check_template(parse_ctx *ctx, const where *w, const char *t)
 {
     bool ok = true;
@@ -621,23 +642,13 @@ static bool check_template(parse_ctx *ctx, const where *w, const char *t)
             report(ctx, w, "unbalanced '{' in template \"%s\"", t);
             return false;
         }
-        const char *name = p + 1;
-        size_t n = (size_t)(end - name);
-        _cleanup_free_ char *var = xstrndup(name, n);
-        bool known = template_known_variable(var);
-        if (n >= 8 && memcmp(name, "journal:", 8) == 0) {
-            if (!is_journal_field(name + 8, n - 8)) {
-                report(ctx, w,
-                       "invalid journal field in {%.*s} (field names use A-Z, 0-9 and _, "
-                       "e.g. {journal:_SYSTEMD_UNIT})",
-                       (int)n, name);
-                ok = false;
-            }
-            known = true;
-        }
-        if (!known) {
-            report(ctx, w, "unknown variable {%.*s} in template", (int)n, name);
-            ok = false;
+        /* {a|b|text}: every alternative a variable, but the last may be text. */
+        bool alternatives = memchr(p + 1, '|', (size_t)(end - p - 1)) != NULL;
+        for (const char *name = p + 1; name <= end;) {
+            const char *bar = memchr(name, '|', (size_t)(end - name));
+            size_t n = (size_t)((bar ? bar : end) - name);
+            ok &= check_variable(ctx, w, name, n, alternatives && !bar);
+            name += n + 1;
         }
         p = end;
     }

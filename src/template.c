@@ -80,6 +80,28 @@ static const char *lookup(const template_vars *v, const char *name, char *scratc
     return NULL;
 }
 
+/* "{a|b|text}": the first of the variables that has a value; a last
+ * alternative that is not a variable is literal text (it may be empty).
+ * NULL when nothing applies: the caller puts the placeholder. */
+static const char *resolve(const template_vars *v, char *name, char *scratch, size_t n)
+{
+    for (char *alt = name;;) {
+        char *bar = strchr(alt, '|');
+        if (bar)
+            *bar = 0;
+        if (template_known_variable(alt)) {
+            const char *val = lookup(v, alt, scratch, n);
+            if (val && *val)
+                return val;
+        } else if (!bar && alt != name) {
+            return alt; /* the literal fallback */
+        }
+        if (!bar)
+            return NULL;
+        alt = bar + 1;
+    }
+}
+
 static bool group_char_ok(unsigned char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
@@ -120,8 +142,8 @@ char *template_expand(const char *tmpl, const template_vars *v, template_kind ki
             size_t n = MIN((size_t)(close - p - 1), sizeof name - 1);
             memcpy(name, p + 1, n);
             name[n] = 0;
-            const char *val = lookup(v, name, scratch, sizeof scratch);
-            append_sanitised(&out, val && *val ? val : placeholder, kind);
+            const char *val = resolve(v, name, scratch, sizeof scratch);
+            append_sanitised(&out, val ? val : placeholder, kind);
             p = close + 1;
             continue;
         }

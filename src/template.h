@@ -20,7 +20,9 @@ typedef struct template_vars {
     const char *placeholder; /* for variables without a value; default "unknown" */
 } template_vars;
 
-/* Expand and sanitise; characters CloudWatch does not allow become '_', the
+/* Expand and sanitise. A variable may list fallbacks: {ecs_task_family|container_name}
+ * takes the first that has a value; a last alternative that is not a variable
+ * is literal text ({label:team|shared}). Characters CloudWatch does not allow become '_', the
  * result is cut to 512 bytes (on a UTF-8 boundary), and an empty result
  * becomes the placeholder. Never fails; returns a malloc'd string. */
 char *template_expand(const char *tmpl, const template_vars *v, template_kind kind);

@@ -805,6 +805,21 @@ static void test_templates_with_unknown_variables_or_bad_braces_are_errors(void 
     assert_int_equal(f->errs.n, 5);
 }
 
+static void test_template_fallbacks_are_variables_but_the_last_may_be_text(void **state)
+{
+    fixture *f = *state;
+    load_ok(f, "[source a]\ntype = docker\n"
+               "group = /ecs/{ecs_cluster|docker}/{ecs_task_family|container_name}\n"
+               "stream = {label:com.example.stream|ecs_container_name|container_name}\n");
+    load_fails(f, "[source a]\ntype = docker\n"
+                  "group = /ecs/{cluster|container_name}\n" /* 3 */
+                  "stream = {journal:bad|x}\n");            /* 4 */
+    EXPECT_ERROR(f, f->main_path, 3, "[source a] group: unknown variable {cluster} in template",
+                 "only the last");
+    EXPECT_ERROR(f, f->main_path, 4, "[source a] stream: invalid journal field in {journal:bad}");
+    assert_int_equal(f->errs.n, 2);
+}
+
 static void test_templates_accept_every_documented_variable(void **state)
 {
     fixture *f = *state;
@@ -1056,6 +1071,7 @@ int main(void)
         T(test_config_without_sources_is_an_error),
         T(test_static_keys_must_come_in_pairs_and_are_never_echoed),
         T(test_templates_with_unknown_variables_or_bad_braces_are_errors),
+        T(test_template_fallbacks_are_variables_but_the_last_may_be_text),
         T(test_templates_accept_every_documented_variable),
         T(test_all_errors_are_collected_in_one_load),
         T(test_line_too_long_is_an_error_and_later_lines_keep_their_numbers),

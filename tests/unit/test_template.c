@@ -48,6 +48,29 @@ static void test_missing_values_become_the_placeholder(void **state)
     expect("{instance_id}", &d, TEMPLATE_STREAM, "unknown");
 }
 
+static void test_fallbacks_take_the_first_variable_with_a_value_or_the_text(void **state)
+{
+    template_vars plain = {.container_name = "redis", .container_id = "abcdef0123456789",
+                           .lookup = labels};
+    template_vars ecs = {.container_name = "ecs-shop-1-web-a1b2", .ecs_task_family = "shop",
+                         .ecs_container_name = "web",
+                         .ecs_task_arn = "arn:aws:ecs:us-east-1:1:task/prod/5d2f0c1e"};
+    const char *g = "/ecs/{ecs_task_family|container_name}";
+    expect(g, &plain, TEMPLATE_GROUP, "/ecs/redis");
+    expect(g, &ecs, TEMPLATE_GROUP, "/ecs/shop");
+    const char *st = "{ecs_container_name|container_name}/{ecs_task_id|container_id_short}";
+    expect(st, &plain, TEMPLATE_STREAM, "redis/abcdef012345");
+    expect(st, &ecs, TEMPLATE_STREAM, "web/5d2f0c1e");
+    /* A literal last alternative, sanitised like the rest; labels first. */
+    expect("/app/{label:team|shared logs}", &plain, TEMPLATE_GROUP, "/app/payments");
+    expect("/app/{label:owner|shared logs}", &plain, TEMPLATE_GROUP, "/app/shared_logs");
+    expect("{label:owner|ecs_cluster|}x", &plain, TEMPLATE_STREAM, "x");
+    /* Nothing has a value and no text: the placeholder. */
+    expect("{ecs_cluster|ecs_task_family}", &plain, TEMPLATE_STREAM, "unknown");
+    /* A lone unknown name is not text (the configuration refuses it). */
+    expect("{cluster}", &plain, TEMPLATE_STREAM, "unknown");
+}
+
 static void test_group_names_keep_only_allowed_characters(void **state)
 {
     template_vars v = {.container_name = "we b:1*é"};
@@ -85,6 +108,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_variables_expand_from_container_and_ecs_labels),
         cmocka_unit_test(test_missing_values_become_the_placeholder),
+        cmocka_unit_test(test_fallbacks_take_the_first_variable_with_a_value_or_the_text),
         cmocka_unit_test(test_group_names_keep_only_allowed_characters),
         cmocka_unit_test(test_names_are_cut_to_512_bytes_on_a_character_boundary),
         cmocka_unit_test(test_known_variables),
