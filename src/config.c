@@ -10,9 +10,11 @@
 #include <dirent.h>
 #include <ini.h>
 #include <inttypes.h>
+#include <locale.h>
 #include <regex.h>
 #include <stdarg.h>
 #include <sys/stat.h>
+#include <wctype.h>
 
 /*
  * Accepted syntax (what the reader below and inih together accept):
@@ -75,6 +77,9 @@ typedef enum global_key {
     GK_SESSION_TOKEN,
     GK_CREATE_GROUP,
     GK_RETENTION_DAYS,
+    GK_GROUP_CLASS,
+    GK_GROUP_TAGS,
+    GK_KMS_KEY_ID,
     GK_FLUSH_INTERVAL,
     GK_MAX_EVENT_SIZE,
     GK_MAX,
@@ -101,6 +106,9 @@ static const struct {
     [GK_SESSION_TOKEN] = {"session_token", SEC_CLOUDWATCH},
     [GK_CREATE_GROUP] = {"create_group", SEC_CLOUDWATCH},
     [GK_RETENTION_DAYS] = {"retention_days", SEC_CLOUDWATCH},
+    [GK_GROUP_CLASS] = {"group_class", SEC_CLOUDWATCH},
+    [GK_GROUP_TAGS] = {"group_tags", SEC_CLOUDWATCH},
+    [GK_KMS_KEY_ID] = {"kms_key_id", SEC_CLOUDWATCH},
     [GK_FLUSH_INTERVAL] = {"flush_interval", SEC_CLOUDWATCH},
     [GK_MAX_EVENT_SIZE] = {"max_event_size", SEC_CLOUDWATCH},
 };
@@ -124,6 +132,10 @@ typedef enum source_key {
     SK_PRIORITY,
     SK_INCLUDE_CONTAINERS,
     SK_EXCLUDE_CONTAINERS,
+    SK_RETENTION_DAYS,
+    SK_GROUP_CLASS,
+    SK_GROUP_TAGS,
+    SK_KMS_KEY_ID,
     SK_MAX,
 } source_key;
 
@@ -155,6 +167,10 @@ static const struct {
     [SK_PRIORITY] = {"priority", T_JOURNALD, false},
     [SK_INCLUDE_CONTAINERS] = {"include_containers", T_DOCKER, false},
     [SK_EXCLUDE_CONTAINERS] = {"exclude_containers", T_DOCKER, false},
+    [SK_RETENTION_DAYS] = {"retention_days", T_ALL, false},
+    [SK_GROUP_CLASS] = {"group_class", T_ALL, false},
+    [SK_GROUP_TAGS] = {"group_tags", T_ALL, true},
+    [SK_KMS_KEY_ID] = {"kms_key_id", T_ALL, false},
 };
 
 static const char *const type_names[] = {
@@ -685,6 +701,194 @@ static where static_where(const parse_ctx *ctx, global_key k)
                    .key = global_keys[k].name};
 }
 
+/* ---- how log groups are created ---- */
+
+static void set_retention(parse_ctx *ctx, const where *w, const char *v, int *out)
+{
+    if (all_digits(v) && strlen(v) <= 5) {
+        int days = atoi(v);
+        for (size_t i = 0; i < ARRAY_SIZE(retention_values); i++)
+            if (retention_values[i] == days) {
+                *out = days;
+                return;
+            }
+    }
+    buf b = {0};
+    for (size_t i = 1; i < ARRAY_SIZE(retention_values); i++)
+        buf_printf(&b, ", %d", retention_values[i]);
+    buf_appendc(&b, '\0');
+    report(ctx, w, "invalid value \"%s\" (expected 0 for never%s)", v, b.data);
+    buf_free(&b);
+}
+
+static void set_group_class(parse_ctx *ctx, const where *w, const char *v, char **out)
+{
+    if (strcmp(v, "STANDARD") == 0 || strcmp(v, "INFREQUENT_ACCESS") == 0) {
+        free(*out);
+        *out = xstrdup(v);
+    } else if (strcmp(v, "DELIVERY") == 0) {
+        report(ctx, w, "DELIVERY groups only take logs that AWS services deliver to S3 or "
+                       "Firehose, not PutLogEvents (expected STANDARD or INFREQUENT_ACCESS)");
+    } else {
+        report(ctx, w, "invalid value \"%s\" (expected STANDARD or INFREQUENT_ACCESS)", v);
+    }
+}
+
+/* arn:PARTITION:kms:REGION:ACCOUNT:key/KEY-ID, at most 256 characters: the
+ * form CreateLogGroup's kmsKeyId takes (a key ARN; not an alias). */
+static bool kms_key_arn_ok(const char *v)
+{
+    char partition[32], region[32], account[16], id[128];
+    int end = 0;
+    if (strlen(v) > 256 ||
+        sscanf(v, "arn:%31[a-z-]:kms:%31[a-z0-9-]:%15[0-9]:key/%127[A-Za-z0-9-]%n", partition,
+               region, account, id, &end) != 4 ||
+        v[end] != 0)
+        return false;
+    return strncmp(partition, "aws", 3) == 0 && strlen(account) == 12 && *region;
+}
+
+static void set_kms_key(parse_ctx *ctx, const where *w, const char *v, char **out)
+{
+    if (!kms_key_arn_ok(v)) {
+        report(ctx, w,
+               "invalid value \"%s\" (expected a KMS key ARN: "
+               "arn:aws:kms:REGION:ACCOUNT:key/KEY-ID)",
+               v);
+        return;
+    }
+    free(*out);
+    *out = xstrdup(v);
+}
+
+/* One character of a tag key or value, as CloudWatch's pattern
+ * [\p{L}\p{Z}\p{N}_.:/=+\-@] has it. Outside ASCII: letters, digits and
+ * spaces as the C.UTF-8 locale classifies them. */
+static bool tag_char_ok(wchar_t c)
+{
+    if (c < 0x80)
+        return isalnum((int)c) || c == ' ' || strchr("_.:/=+-@", (int)c);
+    static locale_t utf8 = (locale_t)0;
+    static bool tried;
+    if (!tried) {
+        tried = true;
+        utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+    }
+    if (!utf8)
+        return true; /* no tables to ask: CloudWatch has the last word */
+    return iswalpha_l((wint_t)c, utf8) || iswdigit_l((wint_t)c, utf8) ||
+           iswspace_l((wint_t)c, utf8) || iswblank_l((wint_t)c, utf8);
+}
+
+/* Characters in s[0..n), or -1 when it is not UTF-8 or has one the pattern
+ * does not allow (*bad: its byte offset). */
+static long tag_chars(const char *s, size_t n, size_t *bad)
+{
+    long count = 0;
+    for (size_t i = 0; i < n;) {
+        /* Decode by hand: mbrtowc follows the process locale, which is "C". */
+        unsigned char b = (unsigned char)s[i];
+        size_t len = b < 0x80 ? 1 : (b & 0xE0) == 0xC0 ? 2 : (b & 0xF0) == 0xE0 ? 3
+                                   : (b & 0xF8) == 0xF0 ? 4 : 0;
+        wchar_t c = len == 1 ? b : len == 2 ? b & 0x1F : len == 3 ? b & 0x0F : b & 0x07;
+        bool ok = len > 0 && i + len <= n;
+        for (size_t k = 1; ok && k < len; k++) {
+            ok = ((unsigned char)s[i + k] & 0xC0) == 0x80;
+            c = (c << 6) | (s[i + k] & 0x3F);
+        }
+        if (!ok || !tag_char_ok(c)) {
+            *bad = i;
+            return -1;
+        }
+        i += len;
+        count++;
+    }
+    return count;
+}
+
+static void add_tag(parse_ctx *ctx, const where *w, const char *v, group_options *g)
+{
+    const char *eq = strchr(v, '=');
+    size_t klen = eq ? (size_t)(eq - v) : 0, bad = 0;
+    if (!eq || klen == 0) {
+        report(ctx, w, "invalid tag \"%s\" (expected key=value)", v);
+        return;
+    }
+    long kchars = tag_chars(v, klen, &bad);
+    long vchars = kchars < 0 ? 0 : tag_chars(eq + 1, strlen(eq + 1), &bad);
+    if (kchars < 0 || vchars < 0) {
+        report(ctx, w,
+               "invalid tag \"%s\": byte %zu of the %s is not allowed (tags take letters, "
+               "digits, spaces and _ . : / = + - @)",
+               v, bad + 1, kchars < 0 ? "key" : "value");
+        return;
+    }
+    if (kchars > 128 || vchars > 256) {
+        report(ctx, w, "invalid tag \"%s\": the %s is longer than %d characters", v,
+               kchars > 128 ? "key" : "value", kchars > 128 ? 128 : 256);
+        return;
+    }
+    if (strncmp(v, "aws:", 4) == 0) {
+        report(ctx, w, "invalid tag \"%s\": keys starting with aws: are reserved for AWS", v);
+        return;
+    }
+    for (size_t i = 0; i < g->n_tags; i++)
+        if (strncmp(g->tags[i], v, klen + 1) == 0) {
+            report(ctx, w, "tag key \"%.*s\" given twice in this section", (int)klen, v);
+            return;
+        }
+    g->tags = xrealloc(g->tags, (g->n_tags + 1) * sizeof *g->tags);
+    g->tags[g->n_tags++] = xstrdup(v);
+}
+
+static void group_options_clear(group_options *g)
+{
+    free(g->group_class);
+    free(g->kms_key_id);
+    for (size_t i = 0; i < g->n_tags; i++)
+        free(g->tags[i]);
+    free(g->tags);
+    *g = (group_options){0};
+}
+
+#define MAX_GROUP_TAGS 50
+
+static char *xstrdup_or_null(const char *s)
+{
+    return s ? xstrdup(s) : NULL;
+}
+
+/* What applies to a source's groups: its own settings over [cloudwatch]'s;
+ * tags are merged (the source's value wins for the same key). */
+static void resolve_groups(parse_ctx *ctx, source_config *s)
+{
+    const group_options *d = &ctx->cfg->groups, *o = &s->own_groups;
+    group_options *g = &s->groups;
+    g->retention_days = o->retention_days >= 0 ? o->retention_days : d->retention_days;
+    g->group_class = xstrdup_or_null(o->group_class ? o->group_class : d->group_class);
+    g->kms_key_id = xstrdup_or_null(o->kms_key_id ? o->kms_key_id : d->kms_key_id);
+    for (size_t i = 0; i < d->n_tags; i++) {
+        size_t klen = strcspn(d->tags[i], "=");
+        bool overridden = false;
+        for (size_t j = 0; j < o->n_tags && !overridden; j++)
+            overridden = strncmp(o->tags[j], d->tags[i], klen + 1) == 0;
+        if (!overridden) {
+            g->tags = xrealloc(g->tags, (g->n_tags + 1) * sizeof *g->tags);
+            g->tags[g->n_tags++] = xstrdup(d->tags[i]);
+        }
+    }
+    for (size_t j = 0; j < o->n_tags; j++) {
+        g->tags = xrealloc(g->tags, (g->n_tags + 1) * sizeof *g->tags);
+        g->tags[g->n_tags++] = xstrdup(o->tags[j]);
+    }
+    if (g->n_tags > MAX_GROUP_TAGS) {
+        where w = {.file = s->file, .line = s->line, .section = s->name, .key = "group_tags"};
+        report(ctx, &w,
+               "%zu tags for its log groups with [cloudwatch]'s (CloudWatch takes at most %d)",
+               g->n_tags, MAX_GROUP_TAGS);
+    }
+}
+
 static void set_global(parse_ctx *ctx, const char *name, const char *v)
 {
     where w = here(ctx, name);
@@ -710,7 +914,7 @@ static void set_global(parse_ctx *ctx, const char *name, const char *v)
         }
         return;
     }
-    if (ctx->global_seen[k]) {
+    if (ctx->global_seen[k] && k != GK_GROUP_TAGS) {
         report(ctx, &w, "set twice in this section (first at line %u)", ctx->global_seen[k]);
         return;
     }
@@ -780,25 +984,19 @@ static void set_global(parse_ctx *ctx, const char *name, const char *v)
     case GK_CREATE_GROUP:
         set_bool(ctx, &w, v, &c->create_group);
         break;
-    case GK_RETENTION_DAYS: {
-        bool ok = false;
-        if (all_digits(v) && strlen(v) <= 5) {
-            int days = atoi(v);
-            for (size_t i = 0; i < ARRAY_SIZE(retention_values) && !ok; i++)
-                ok = retention_values[i] == days;
-            if (ok)
-                c->retention_days = days;
-        }
-        if (!ok) {
-            buf b = {0};
-            for (size_t i = 1; i < ARRAY_SIZE(retention_values); i++)
-                buf_printf(&b, ", %d", retention_values[i]);
-            buf_appendc(&b, '\0');
-            report(ctx, &w, "invalid value \"%s\" (expected 0 for never%s)", v, b.data);
-            buf_free(&b);
-        }
+    case GK_RETENTION_DAYS:
+        set_retention(ctx, &w, v, &c->groups.retention_days);
+        c->retention_days = c->groups.retention_days;
         break;
-    }
+    case GK_GROUP_CLASS:
+        set_group_class(ctx, &w, v, &c->groups.group_class);
+        break;
+    case GK_GROUP_TAGS:
+        add_tag(ctx, &w, v, &c->groups);
+        break;
+    case GK_KMS_KEY_ID:
+        set_kms_key(ctx, &w, v, &c->groups.kms_key_id);
+        break;
     case GK_FLUSH_INTERVAL:
         set_duration(ctx, &w, v, &c->flush_interval_ms);
         break;
@@ -836,6 +1034,8 @@ static void source_config_clear(source_config *s)
     free_list(s->units, s->n_units);
     free_list(s->include_containers, s->n_include_containers);
     free_list(s->exclude_containers, s->n_exclude_containers);
+    group_options_clear(&s->own_groups);
+    group_options_clear(&s->groups);
     free(s->file);
     *s = (source_config){0};
 }
@@ -1027,6 +1227,18 @@ static void apply_source_value(parse_ctx *ctx, source_config *s, const raw_value
         split_list(v, &s->exclude_containers, &s->n_exclude_containers);
         s->exclude_containers_set = true;
         break;
+    case SK_RETENTION_DAYS:
+        set_retention(ctx, w, v, &s->own_groups.retention_days);
+        break;
+    case SK_GROUP_CLASS:
+        set_group_class(ctx, w, v, &s->own_groups.group_class);
+        break;
+    case SK_GROUP_TAGS:
+        add_tag(ctx, w, v, &s->own_groups);
+        break;
+    case SK_KMS_KEY_ID:
+        set_kms_key(ctx, w, v, &s->own_groups.kms_key_id);
+        break;
     case SK_MAX:
         break;
     }
@@ -1058,6 +1270,7 @@ static void finalize_source(parse_ctx *ctx)
         .start = START_AT_DEFAULT,
         .multiline_timeout_ms = 1000,
         .priority = -1,
+        .own_groups = {.retention_days = -1},
         .file = xstrdup(ctx->file),
         .line = rs->line,
     };
@@ -1492,6 +1705,8 @@ int config_load(const char *path, config **out, config_errors *errs)
     parse_dropins(&ctx, path);
 
     check_credentials(&ctx);
+    for (size_t i = 0; i < ctx.cfg->n_sources; i++)
+        resolve_groups(&ctx, &ctx.cfg->sources[i]);
     if (ctx.n_declared == 0) {
         where w = {.file = path};
         report(&ctx, &w, "no [source] sections: nothing to forward (add [source NAME])");
@@ -1524,6 +1739,7 @@ void config_free(config *c)
     free(c->access_key_id);
     free(c->secret_access_key);
     free(c->session_token);
+    group_options_clear(&c->groups);
     free(c);
 }
 

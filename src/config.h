@@ -30,6 +30,20 @@ typedef enum start_at {
     START_AT_BEGINNING,
 } start_at;
 
+/* How cwlogd creates a log group (CreateLogGroup, then PutRetentionPolicy).
+ * Set in [cloudwatch] as defaults, overridden per [source]; a group that
+ * already exists is left as it is. */
+typedef struct group_options {
+    int retention_days; /* retention_days = one of CloudWatch's values, 0 = never expire;
+                         * in a [source], -1 = not set there */
+    char *group_class;  /* group_class = STANDARD | INFREQUENT_ACCESS, NULL = the service's
+                         * default (STANDARD) */
+    char *kms_key_id;   /* kms_key_id = a KMS key ARN, NULL = none */
+    char **tags;        /* group_tags = key=value, repeatable; a source's tags are added to
+                         * [cloudwatch]'s (same key: the source's value) */
+    size_t n_tags;
+} group_options;
+
 typedef struct source_config {
     char *name;       /* from [source NAME] */
     source_type type; /* type = docker | cri | file | journald (required) */
@@ -59,6 +73,10 @@ typedef struct source_config {
     char **exclude_containers; /* exclude_containers = glob list (docker) */
     size_t n_exclude_containers;
     bool exclude_containers_set; /* false: the built-in ECS agent exclusions apply */
+    /* What this source sets itself (-1/NULL: not set); `groups` is what
+     * applies: these over [cloudwatch]'s, resolved once everything is read. */
+    group_options own_groups;
+    group_options groups;
     char *file; /* where the section was declared, for messages */
     unsigned line;
 } source_config;
@@ -85,7 +103,8 @@ typedef struct config {
     char *ca_file;      /* ca_file = path */
     char *access_key_id, *secret_access_key, *session_token; /* static keys (discouraged) */
     bool create_group;  /* create_group = true|false (default true) */
-    int retention_days; /* retention_days = one of CloudWatch's values, 0 = never expire */
+    int retention_days; /* retention_days (the default group_options' copy; see groups) */
+    group_options groups; /* group_class, group_tags, kms_key_id, retention_days defaults */
     uint64_t flush_interval_ms; /* flush_interval = duration (default 5s) */
     uint64_t max_event_size;    /* max_event_size = size (default 1048550 = 1 MiB - 26) */
 
