@@ -15,6 +15,7 @@
 #include "source.h"
 #include "multiline.h"
 #include "template.h"
+#include "trust.h"
 
 #define ROTATE_GRACE_MS 5000
 #define PUMP_FILE_BUDGET (1024 * 1024)
@@ -435,9 +436,58 @@ static int strcmp_ptr(const void *a, const void *b)
  * would read what it can never upload. */
 #define FD_RESERVE 64
 
+/* A file that is not ours to read: a symlink from someone who does not own
+ * its target, or a pseudo file system. Said at each rescan, rate-limited. */
+static int refuse(source *s, const char *path, const char *why, bool *refused)
+{
+    *refused = true;
+    static log_ratelimit rl = LOG_RATELIMIT_INIT;
+    snprintf(s->last_error, sizeof s->last_error, "%s: not read: %s", path, why);
+    if (log_ratelimit_ok(&rl, NULL))
+        log_warning("source %s: not reading %s: %s", s->name, path, why);
+    errno = EPERM;
+    return -1;
+}
+
+/* Checks what the path leads to (trust.h), opens it, and makes sure the file
+ * opened is the one checked: a link swapped in between is not followed. */
+static int open_trusted(source *s, const char *path, bool *refused)
+{
+    *refused = false;
+    struct stat want, got;
+    char why[PATH_MAX + 160];
+    int r = trust_path(path, &want, why, sizeof why);
+    if (r == -EPERM)
+        return refuse(s, path, why, refused);
+    if (r < 0) {
+        errno = -r;
+        return -1;
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0)
+        return -1;
+    const char *fs = NULL;
+    if (fstat(fd, &got) < 0 || got.st_dev != want.st_dev || got.st_ino != want.st_ino) {
+        close(fd);
+        errno = ENOENT; /* changed under us: the next rescan looks again */
+        return -1;
+    }
+    if (trust_fs(fd, &fs) == -EPERM) {
+        close(fd);
+        snprintf(why, sizeof why,
+                 "it is on %s, a pseudo file system (/proc, /sys and the like are never read)",
+                 fs);
+        return refuse(s, path, why, refused);
+    }
+    return fd;
+}
+
 static int open_log(source *s, const char *path, struct stat *st)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    bool refused;
+    int fd = open_trusted(s, path, &refused);
+    if (refused)
+        return -EPERM;
     struct rlimit lim = {0};
     bool limited = getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY;
     if (fd >= 0 && limited && (rlim_t)fd + FD_RESERVE >= lim.rlim_cur) {
@@ -802,7 +852,8 @@ static tailfile *open_rotated(source *s, const rotated_cand *c, const cp_file *r
 {
     /* O_NONBLOCK: were it swapped for a FIFO since the stat, the open must
      * not wait for a writer (it is then read as empty). */
-    int fd = open(c->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    bool refused;
+    int fd = open_trusted(s, c->path, &refused);
     if (fd < 0)
         return NULL;
     tailfile *f = tail_new(s, c->path, -1, &c->st);
@@ -852,21 +903,39 @@ static char *rotation_base(const char *path)
     return base;
 }
 
+/* The paths "<base>.*" in base's directory, matched as names: never as a
+ * glob pattern, in which a '[' or a '*' of a file name would be a wildcard. */
+static char **list_rotations(const char *base, size_t *count)
+{
+    _cleanup_free_ char *copy = xstrdup(base), *copy2 = xstrdup(base);
+    const char *dir = dirname(copy), *name = basename(copy2);
+    size_t len = strlen(name), n = 0;
+    char **paths = NULL;
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        if (strncmp(de->d_name, name, len) != 0 || de->d_name[len] != '.')
+            continue;
+        paths = xrealloc(paths, (n + 1) * sizeof *paths);
+        paths[n++] = xasprintf("%s/%s", dir, de->d_name);
+    }
+    if (d)
+        closedir(d);
+    *count = n;
+    return paths;
+}
+
 static void resume_rotated(source *s, const cp_file *row)
 {
     _cleanup_free_ char *base = rotation_base(row->path);
-    _cleanup_free_ char *pattern = xasprintf("%s.*", base);
-    glob_t g = {0};
-    if (glob(pattern, 0, NULL, &g) != 0) {
-        globfree(&g);
-        g.gl_pathc = 0;
-    }
-    rotated_cand *c = xcalloc(g.gl_pathc + 1, sizeof *c);
+    size_t n_paths = 0;
+    char **paths = list_rotations(base, &n_paths);
+    rotated_cand *c = xcalloc(n_paths + 1, sizeof *c);
     size_t n = 0, found = SIZE_MAX;
-    for (size_t i = 0; i < g.gl_pathc; i++) {
-        if (stat(g.gl_pathv[i], &c[n].st) < 0 || !S_ISREG(c[n].st.st_mode))
+    for (size_t i = 0; i < n_paths; i++) {
+        if (stat(paths[i], &c[n].st) < 0 || !S_ISREG(c[n].st.st_mode))
             continue;
-        c[n].path = g.gl_pathv[i];
+        c[n].path = paths[i];
         n++;
     }
     qsort(c, n, sizeof *c, cand_by_mtime);
@@ -904,7 +973,9 @@ static void resume_rotated(source *s, const cp_file *row)
             cur->wait_for = prev;
     }
     free(c);
-    globfree(&g);
+    for (size_t i = 0; i < n_paths; i++)
+        free(paths[i]);
+    free(paths);
 }
 
 static void resume_rows(source *s)

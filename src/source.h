@@ -72,6 +72,10 @@ typedef struct tailfile {
     unsigned char fp[CP_FINGERPRINT_MAX];
     size_t fp_len;
     int64_t last_growth_ms;             /* monotonic time the file last gave bytes */
+    /* The largest size fstat reported; a file that reads past it at once
+     * (procfs and the like say 0) is not truncated when it "shrinks". */
+    uint64_t size_seen;
+    bool size_untrusted;
 
     /* Offsets are logical: base + physical; base grows by the old size at
      * each truncation so offsets stay monotonic across copy-truncate. */
