@@ -141,6 +141,7 @@ static uint64_t m_dropped_bytes(const source *s) { return s->st.dropped_bytes; }
 static uint64_t m_rejected(const source *s) { return s->st.rejected; }
 static uint64_t m_corrupt(const source *s) { return s->st.corrupt_lines; }
 static uint64_t m_gaps(const source *s) { return s->st.gaps; }
+static uint64_t m_over_max_streams(const source *s) { return s->st.over_max_streams; }
 
 void control_metrics(agent *a, buf *out)
 {
@@ -160,6 +161,9 @@ void control_metrics(agent *a, buf *out)
                m_corrupt);
     per_source(a, out, "cwlogd_gaps_total", "counter",
                "Rotated files that were gone before they could be read.", m_gaps);
+    per_source(a, out, "cwlogd_over_max_streams_total", "counter",
+               "journald entries not shipped because the source's max_streams was reached.",
+               m_over_max_streams);
     per_source(a, out, "cwlogd_buffer_bytes", "gauge", "Bytes held in the source's buffer.",
                m_ring);
     per_source(a, out, "cwlogd_buffer_limit_bytes", "gauge",

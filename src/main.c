@@ -46,6 +46,8 @@ static int check_config(const char *path)
         fprintf(stderr, "cwlogd: %s: configuration is not valid\n", path);
         return EX_CONFIG;
     }
+    for (size_t i = 0; i < c->n_warnings; i++)
+        fprintf(stderr, "%s\n", c->warnings[i]);
     printf("%s: configuration is valid (%zu source%s)\n", path, c->n_sources,
            c->n_sources == 1 ? "" : "s");
     config_free(c);

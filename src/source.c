@@ -148,6 +148,7 @@ void source_free(source *s)
     for (size_t i = 0; i < s->n_cache; i++)
         container_unref(s->cache[i]);
     free(s->cache);
+    smap_clear(&s->cache_by_id);
     free(s->crings);
     ring_free(s->ring);
     if (s->multiline)
@@ -258,6 +259,16 @@ static void apply_log_options(source *s, container *c, const char *dir)
     ring_policy policy = o.has_mode ? policy_for(o.blocking, s->cfg) : policy_of(s->cfg);
     uint64_t limit = o.max_buffer_size ? MAX(o.max_buffer_size, (uint64_t)16 * 1024) /* as config.c */
                                        : s->cfg->max_buffer_size;
+    /* A task definition is not the operator: one must not take the whole
+     * total_buffer_limit from the other containers. */
+    uint64_t ceiling = s->cfg->container_max_buffer_size ? s->cfg->container_max_buffer_size
+                                                         : s->cfg->max_buffer_size;
+    if (limit > ceiling) {
+        log_warning("source %s: container %.12s asks for max-buffer-size %llu; clamped to %llu "
+                    "(container_max_buffer_size)",
+                    s->name, c->id, (unsigned long long)limit, (unsigned long long)ceiling);
+        limit = ceiling;
+    }
     c->ring = ring_new(limit, policy, &s->a->budget, on_drop, s);
     s->crings = xrealloc(s->crings, (s->n_crings + 1) * sizeof *s->crings);
     s->crings[s->n_crings++] = c->ring;
@@ -269,12 +280,12 @@ static void apply_log_options(source *s, container *c, const char *dir)
 
 static container *load_container(source *s, const char *dir, const char *id)
 {
-    for (size_t i = 0; i < s->n_cache; i++)
-        if (strcmp(s->cache[i]->id, id) == 0) {
-            s->cache[i]->refs++;
-            return s->cache[i];
-        }
-    container *c = xcalloc(1, sizeof *c);
+    container *c = smap_get(&s->cache_by_id, id);
+    if (c) {
+        c->refs++;
+        return c;
+    }
+    c = xcalloc(1, sizeof *c);
     c->id = xstrdup(id);
     c->refs = 2; /* the cache and the caller */
     _cleanup_free_ char *path = xasprintf("%s/config.v2.json", dir);
@@ -295,19 +306,34 @@ static container *load_container(source *s, const char *dir, const char *id)
     }
     c->src = s;
     apply_log_options(s, c, dir);
+    c->listed = s->scan_gen;
+    c->cache_i = s->n_cache;
     s->cache = xrealloc(s->cache, (s->n_cache + 1) * sizeof *s->cache);
     s->cache[s->n_cache++] = c;
+    smap_put(&s->cache_by_id, id, c);
     return c;
 }
 
-static void forget_container(source *s, const char *id)
+/* Drops the cache's reference; files still being read keep theirs. */
+static void forget_container(source *s, container *c)
 {
-    for (size_t i = 0; i < s->n_cache; i++)
-        if (strcmp(s->cache[i]->id, id) == 0) {
-            container_unref(s->cache[i]);
-            s->cache[i] = s->cache[--s->n_cache];
-            return;
-        }
+    size_t i = c->cache_i;
+    if (i >= s->n_cache || s->cache[i] != c)
+        return; /* already forgotten */
+    smap_remove(&s->cache_by_id, c->id);
+    s->cache[i] = s->cache[--s->n_cache];
+    s->cache[i]->cache_i = i;
+    container_unref(c);
+}
+
+/* Containers whose directory the last complete listing did not show are
+ * gone: excluded ones (every ECS task's pause container) are known only to
+ * the cache, which would otherwise keep them, labels and all, forever. */
+static void forget_gone_containers(source *s)
+{
+    for (size_t i = s->n_cache; i-- > 0;)
+        if (i < s->n_cache && s->cache[i]->listed != s->scan_gen)
+            forget_container(s, s->cache[i]);
 }
 
 static const char *label(const container *c, const char *key)
@@ -712,9 +738,14 @@ static void scan_docker(source *s, bool initial)
         return;
     }
     struct dirent *de;
-    while ((de = readdir(d))) {
+    s->scan_gen++;
+    /* errno tells a complete listing (0 at the end) from a failed one. */
+    while ((errno = 0, de = readdir(d))) {
         if (de->d_name[0] == '.')
             continue;
+        container *cached = smap_get(&s->cache_by_id, de->d_name);
+        if (cached)
+            cached->listed = s->scan_gen;
         _cleanup_free_ char *dir = xasprintf("%s/%s", root, de->d_name);
         _cleanup_free_ char *path = xasprintf("%s/%s-json.log", dir, de->d_name);
         tailfile *cur = watch_dir(s, dir) ? smap_get(&s->by_path, path) : NULL;
@@ -752,6 +783,8 @@ static void scan_docker(source *s, bool initial)
         }
         consider(s, path, &st, c, initial);
     }
+    if (errno == 0)
+        forget_gone_containers(s);
     closedir(d);
 }
 
@@ -1216,7 +1249,7 @@ void source_release_file(tailfile *f)
         _cleanup_free_ char *copy = xstrdup(f->path);
         struct stat dst;
         if (stat(dirname(copy), &dst) < 0)
-            forget_container(s, f->ctr->id);
+            forget_container(s, f->ctr);
     }
     unlink_file(s, f);
     tail_free(f);
