@@ -18,6 +18,7 @@ from harness import BIN, Container, Daemon, Env, main  # noqa: E402
 import procinfo  # noqa: E402
 import unittest  # noqa: E402
 from fake_aws import FakeAWS  # noqa: E402
+from test_journald import REMOTE, entry, write_journal  # noqa: E402
 
 NOBODY = 65534
 T0 = 1732440000_000000000
@@ -203,6 +204,58 @@ class ShownNames(unittest.TestCase):
         self.assertIn(shown.replace("\\", "\\\\"), me.stdout.decode())
 
 
+class Containers(unittest.TestCase):
+    def test_excluded_containers_are_forgotten_when_they_are_gone(self):
+        """Point 3: every ECS task's pause container is excluded; its cache
+        entry, labels and all, stayed after it was removed (RSS grew by the
+        labels of every container ever seen)."""
+        env = Env(self)
+        env.write_config({"containers": env.docker_source()},
+                         agent_extra="rescan_interval = 200ms\n")
+        d = env.start()
+        labels = {"big": "l" * 24000}
+        n, rss = 600, []
+        for rnd in range(3):
+            cs = [Container(env.containers, name="ecs-x-internalecspause-%d-%d" % (rnd, i),
+                            labels=labels) for i in range(n)]
+            deadline = time.monotonic() + 60
+            while d.log().count("matches exclude_containers") < n * (rnd + 1):
+                self.assertLess(time.monotonic(), deadline, "containers not all seen")
+                time.sleep(0.1)
+            for c in cs:
+                c.remove()
+            time.sleep(1.0)  # rescans see them gone
+            rss.append(procinfo.status(d.p.pid)["VmRSS"])
+        d.stop()
+        # 600 containers hold 14 MiB of labels: kept, RSS grew by that each round.
+        print("RSS (KiB) by round: %s" % rss)
+        self.assertLess(rss[2] - rss[0], 6 * 1024, "RSS (KiB) by round: %s" % rss)
+
+    def test_a_containers_own_max_buffer_size_is_clamped(self):
+        """Point 8: one task definition's max-buffer-size took all of
+        total_buffer_limit."""
+        import json
+        env = Env(self)
+        big = Container(env.containers, name="greedy")
+        with open(os.path.join(big.dir, "hostconfig.json"), "w") as f:
+            json.dump({"LogConfig": {"Type": "json-file",
+                                     "Config": {"mode": "non-blocking",
+                                                "max-buffer-size": "1g"}}}, f)
+        big.write_lines(["one"], ts_ns=T0)
+        env.write_config({"containers": env.docker_source(max_buffer_size="64k")})
+        recs, err = env.once()
+        self.assertEqual(msgs(recs), ["one"])
+        self.assertIn("container %s asks for max-buffer-size 1073741824; clamped to 65536 "
+                      "(container_max_buffer_size)" % big.id[:12], err)
+        self.assertIn("mode non-blocking, max-buffer-size 65536", err)
+        env.write_config({"containers": env.docker_source(max_buffer_size="64k",
+                                                          container_max_buffer_size="8m")})
+        os.unlink(os.path.join(env.state, "dry-run", "state.db"))
+        recs, err = env.once()
+        self.assertIn("clamped to 8388608", err)
+        self.assertIn("mode non-blocking, max-buffer-size 8388608", err)
+
+
 class Process(unittest.TestCase):
     """Point 11: no core dump, no ptrace by the service user's other processes."""
 
@@ -236,6 +289,35 @@ class Process(unittest.TestCase):
             p.send_signal(signal.SIGTERM)
             p.wait(20)
             p.stderr.close()
+
+
+@unittest.skipUnless(REMOTE, "systemd-journal-remote is not installed (scripts/deps installs it)")
+class JournalNames(unittest.TestCase):
+    """Point 9: CONTAINER_NAME and COM_AMAZONAWS_ECS_* come from any local
+    writer (`logger --journald`)."""
+
+    def test_streams_a_source_names_are_capped_and_check_config_warns(self):
+        env = Env(self)
+        jdir = os.path.join(env.root, "journal")
+        os.makedirs(jdir)
+        env.write_config({"journal": {"type": "journald", "path": jdir, "group": "/j",
+                                      "stream": "{container_name}", "start_at": "beginning",
+                                      "max_streams": "3"}})
+        p = env.run("--check-config")
+        self.assertIn("[source journal] stream: warning: names use journal fields that any "
+                      "local process can set", p.stderr.decode())
+        write_journal(os.path.join(jdir, "a.journal"),
+                      [entry([("MESSAGE", "m%d" % k), ("CONTAINER_NAME", "c%d" % k)], k)
+                       for k in range(10)])
+        recs, err = env.once()
+        self.assertEqual(msgs(recs), ["m0", "m1", "m2"])
+        self.assertEqual(sorted({r["stream"] for r in recs}), ["c0", "c1", "c2"])
+        self.assertIn("max_streams (3) reached: an entry for /j / c3 is not shipped (1 so far)",
+                      err)
+        self.assertIn("(7 so far)", err)
+        env.write_config({"journal": {"type": "journald", "path": jdir, "group": "/j",
+                                      "stream": "{container_name}", "units": "docker"}})
+        self.assertNotIn("warning", env.run("--check-config").stderr.decode())
 
 
 if __name__ == "__main__":
