@@ -932,8 +932,7 @@ static void apply_source_value(parse_ctx *ctx, source_config *s, const raw_value
         errno = 0;
         unsigned long long n = strtoull(v, &end, 10);
         if (v[0] < '0' || v[0] > '9' || *end || errno || n < 1 || n > 1000000)
-            report(ctx, w, "invalid value \"%s\" (expected a number of streams, 1 to 1000000)",
-                   v);
+            report(ctx, w, "invalid value \"%s\" (expected a number of streams, 1 to 1000000)", v);
         else
             s->max_streams = (size_t)n;
         break;
@@ -1044,8 +1043,8 @@ static const raw_value *find_value(const raw_source *rs, source_key k)
 static void warn_spoofable_names(parse_ctx *ctx, const raw_source *rs, const source_config *s)
 {
     static const char *const spoofable[] = {
-        "{container_name}", "{container_id}", "{container_id_short}", "{ecs_", "{label:",
-        "{journal:CONTAINER_", "{journal:COM_AMAZONAWS_ECS_"};
+        "{container_name}", "{container_id}",      "{container_id_short}",       "{ecs_",
+        "{label:",          "{journal:CONTAINER_", "{journal:COM_AMAZONAWS_ECS_"};
     if (s->n_units)
         return;
     for (size_t i = 0; i < s->n_matches; i++)

@@ -309,8 +309,8 @@ static char *ecs_origin(const char *url, bool *allowed)
             *allowed = true;
         } else if (strcasecmp(scheme, "http") == 0) {
             size_t n = strlen(host);
-            _cleanup_free_ char *name = host[0] == '[' && n > 2 ? xstrndup(host + 1, n - 2)
-                                                                 : xstrdup(host);
+            _cleanup_free_ char *name =
+                host[0] == '[' && n > 2 ? xstrndup(host + 1, n - 2) : xstrdup(host);
             static const char *const allowed_v6[] = {"::1", "fd00:ec2::23"};
             struct in_addr a4;
             struct in6_addr a6, w6;

@@ -501,8 +501,7 @@ static int open_trusted(source *s, const char *path, bool *refused)
     if (trust_fs(fd, &fs) == -EPERM) {
         close(fd);
         snprintf(why, sizeof why,
-                 "it is on %s, a pseudo file system (/proc, /sys and the like are never read)",
-                 fs);
+                 "it is on %s, a pseudo file system (/proc, /sys and the like are never read)", fs);
         return refuse(s, path, why, refused);
     }
     return fd;

@@ -113,12 +113,12 @@ int trust_fs(int fd, const char **fs_name)
         unsigned long magic;
         const char *name;
     } pseudo[] = {
-        {0x9fa0, "procfs"},          {0x62656572, "sysfs"},     {0x64626720, "debugfs"},
+        {0x9fa0, "procfs"},          {0x62656572, "sysfs"},      {0x64626720, "debugfs"},
         {0x74726163, "tracefs"},     {0x73636673, "securityfs"}, {0x27e0eb, "cgroup"},
-        {0x63677270, "cgroup2"},     {0xcafe4a11, "bpf"},       {0x62656570, "configfs"},
-        {0x6165676c, "pstore"},      {0xde5e81e4, "efivarfs"},  {0xf97cff8c, "selinuxfs"},
-        {0x43415d53, "smackfs"},     {0x1cd1, "devpts"},        {0x65735543, "fusectl"},
-        {0x42494e4d, "binfmt_misc"}, {0x6e736673, "nsfs"},      {0x19800202, "mqueue"},
+        {0x63677270, "cgroup2"},     {0xcafe4a11, "bpf"},        {0x62656570, "configfs"},
+        {0x6165676c, "pstore"},      {0xde5e81e4, "efivarfs"},   {0xf97cff8c, "selinuxfs"},
+        {0x43415d53, "smackfs"},     {0x1cd1, "devpts"},         {0x65735543, "fusectl"},
+        {0x42494e4d, "binfmt_misc"}, {0x6e736673, "nsfs"},       {0x19800202, "mqueue"},
         {0x7655821, "resctrl"},
     };
     struct statfs sf;

@@ -649,8 +649,9 @@ static void test_container_max_buffer_size_and_max_streams(void **state)
     const char *p = f->main_path;
     EXPECT_ERROR(f, p, 4, "[source d] container_max_buffer_size: ", "\"1k\"", "too small");
     EXPECT_ERROR(f, p, 5, "[source d] max_streams: only valid for type = journald");
-    EXPECT_ERROR(f, p, 9, "[source j] max_streams: invalid value \"0\" (expected a number of "
-                          "streams, 1 to 1000000)");
+    EXPECT_ERROR(f, p, 9,
+                 "[source j] max_streams: invalid value \"0\" (expected a number of "
+                 "streams, 1 to 1000000)");
     EXPECT_ERROR(f, p, 10, "[source j] container_max_buffer_size: only valid for type = docker");
     EXPECT_ERROR(f, p, 14, "[source k] max_streams: invalid value \"many\"");
     assert_int_equal(f->errs.n, 5);
@@ -661,10 +662,10 @@ static void test_container_max_buffer_size_and_max_streams(void **state)
 static void test_journald_names_from_spoofable_fields_warn_without_a_writer_match(void **state)
 {
     fixture *f = *state;
-    load_ok(f, "[source j]\n"                                /* 1 */
-               "type = journald\n"                           /* 2 */
-               "group = /ecs/{ecs_task_family}\n"            /* 3 */
-               "stream = {journal:CONTAINER_NAME}\n");       /* 4 */
+    load_ok(f, "[source j]\n"                          /* 1 */
+               "type = journald\n"                     /* 2 */
+               "group = /ecs/{ecs_task_family}\n"      /* 3 */
+               "stream = {journal:CONTAINER_NAME}\n"); /* 4 */
     assert_int_equal(f->cfg->n_warnings, 2);
     _cleanup_free_ char *g = xasprintf("%s:3: [source j] group: warning: names use journal "
                                        "fields that any local process can set",

@@ -801,7 +801,8 @@ static void test_ecs_full_uri_with_octal_loopback_octets_is_refused(void **state
     cenv_start(&ce, fx->f.imds_endpoint);
     assert_int_equal(http_in_flight(ce.e.h), 0);
     assert_null(creds_current(ce.w.c));
-    assert_true(log_contains("ecs (http://87.0.0.1): AWS_CONTAINER_CREDENTIALS_FULL_URI must use https"));
+    assert_true(
+        log_contains("ecs (http://87.0.0.1): AWS_CONTAINER_CREDENTIALS_FULL_URI must use https"));
     cenv_free(&ce);
     /* Loopback however it is written is allowed: 127.1 and 2130706433 are 127.0.0.1. */
     static const char *const loopback[] = {"http://127.1/v2/c", "http://2130706433/v2/c",

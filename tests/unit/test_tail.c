@@ -362,16 +362,16 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_drop_oldest_keeps_the_newest_and_counts_every_drop,
                                         setup, teardown),
-        cmocka_unit_test_setup_teardown(
-            test_drop_newest_keeps_the_oldest_and_holds_the_checkpoint, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drop_newest_keeps_the_oldest_and_holds_the_checkpoint,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_line_over_the_event_limit_is_split_and_resumes_whole,
                                         setup, teardown),
-        cmocka_unit_test_setup_teardown(
-            test_corrupt_lines_are_skipped_and_passed_by_the_checkpoint, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_lines_are_skipped_and_passed_by_the_checkpoint,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_a_file_that_reads_past_its_size_is_read_once_not_in_a_loop, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_a_truncated_file_is_read_again_from_its_start,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_truncated_file_is_read_again_from_its_start, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
