@@ -777,33 +777,31 @@ static void test_ecs_wrong_token_gives_no_credentials_and_no_fallback(void **sta
     assert_no_secret_logged();
 }
 
-static void test_ecs_full_uri_over_http_to_a_foreign_host_is_refused(void **state)
+/* Refused before any request is made; the loop never runs here. */
+static void expect_ecs_url_refused(fixture *fx, const char *url, const char *logged)
 {
-    fixture *fx = *state;
-    /* Refused before any request is made; the loop never runs here. */
-    setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://192.0.2.10/v2/credentials", 1);
+    setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", url, 1);
     setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", ECS_TOKEN, 1);
     cenv ce = {0};
     cenv_start(&ce, fx->f.imds_endpoint);
     assert_int_equal(http_in_flight(ce.e.h), 0);
     assert_null(creds_current(ce.w.c));
-    assert_true(log_contains("must use https"));
+    assert_true(log_contains(logged));
     cenv_free(&ce);
+}
+
+static void test_ecs_full_uri_over_http_to_a_foreign_host_is_refused(void **state)
+{
+    expect_ecs_url_refused(*state, "http://192.0.2.10/v2/credentials", "must use https");
 }
 
 static void test_ecs_full_uri_with_octal_loopback_octets_is_refused(void **state)
 {
     fixture *fx = *state;
     /* "0127" is octal to libcurl: it would connect to 87.0.0.1 with the token. */
-    setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://0127.0.0.1/v2/credentials/x", 1);
-    setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", ECS_TOKEN, 1);
-    cenv ce = {0};
-    cenv_start(&ce, fx->f.imds_endpoint);
-    assert_int_equal(http_in_flight(ce.e.h), 0);
-    assert_null(creds_current(ce.w.c));
-    assert_true(
-        log_contains("ecs (http://87.0.0.1): AWS_CONTAINER_CREDENTIALS_FULL_URI must use https"));
-    cenv_free(&ce);
+    expect_ecs_url_refused(
+        fx, "http://0127.0.0.1/v2/credentials/x",
+        "ecs (http://87.0.0.1): AWS_CONTAINER_CREDENTIALS_FULL_URI must use https");
     /* Loopback however it is written is allowed: 127.1 and 2130706433 are 127.0.0.1. */
     static const char *const loopback[] = {"http://127.1/v2/c", "http://2130706433/v2/c",
                                            "http://[0:0::1]/v2/c", "http://LocalHost/v2/c"};

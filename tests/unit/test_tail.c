@@ -329,13 +329,7 @@ static void test_a_truncated_file_is_read_again_from_its_start(void **state)
     fixture *fx = *state;
     fx->sc.type = SOURCE_FILE;
     write_file(fx, "one\ntwo\n");
-    fx->s = source_new(fx->a, &fx->sc);
-    int fd = open(fx->path, O_RDONLY);
-    assert_true(fd >= 0);
-    struct stat st;
-    assert_int_equal(fstat(fd, &st), 0);
-    fx->f = tail_new(fx->s, fx->path, fd, &st);
-    tail_seek(fx->f, 0);
+    open_tail(fx);
     buf out = {0};
     assert_int_equal(tail_read(fx->f, 1 << 20), 0);
     assert_int_equal(drain(fx, &out), 2);
