@@ -568,7 +568,7 @@ http_call *http_send(http *h, const http_request *req, http_done_fn fn, void *us
 
     c->easy = curl_easy_init();
     if (!c->easy || !build_headers(c, &r)) {
-        log_error("http: cannot set up a request for %s", r.url);
+        log_error("http: cannot set up a request for %s", r.secret ? "credentials" : r.url);
         call_free(c);
         return NULL;
     }
@@ -576,7 +576,8 @@ http_call *http_send(http *h, const http_request *req, http_done_fn fn, void *us
     if (rc == CURLE_OK)
         rc = curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, c->headers);
     if (rc != CURLE_OK) {
-        log_error("http: cannot set up a request for %s: %s", r.url, curl_easy_strerror(rc));
+        log_error("http: cannot set up a request for %s: %s", r.secret ? "credentials" : r.url,
+                  curl_easy_strerror(rc));
         call_free(c);
         return NULL;
     }

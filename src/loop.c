@@ -285,9 +285,12 @@ void loop_cancel_deferred(loop *l, void *userdata)
 
 static void run_deferred(loop *l)
 {
-    /* Callbacks may queue more; run the queue in order until it is empty,
-     * taking one entry at a time so cancellation from a callback is honoured. */
-    while (l->n_defers > 0 && !l->quit) {
+    /* Run what was queued when the turn began, one entry at a time so
+     * cancellation from a callback is honoured. What callbacks queue runs
+     * next turn, after a look at the descriptors (epoll without sleeping):
+     * a call that keeps queueing itself must not keep signals from being
+     * handled. */
+    for (size_t n = l->n_defers; n > 0 && l->n_defers > 0 && !l->quit; n--) {
         deferred d = l->defers[0];
         memmove(l->defers, l->defers + 1, (l->n_defers - 1) * sizeof *l->defers);
         l->n_defers--;

@@ -1095,7 +1095,16 @@ void source_pump(source *s)
         journald_pump(s);
         return;
     }
+    /* A file that makes itself ready again at each end (one taken as
+     * truncated every time) must not keep the loop from its signals: each
+     * file gets its turn, then the loop's next turn goes on. */
+    size_t turns = 2 * s->n_files + 16;
     while ((f = ready_pop(s))) {
+        if (turns-- == 0) {
+            ready_push_front(s, f);
+            agent_schedule_pump(s->a, s);
+            return;
+        }
         if (f->wait_for && f->wait_for->state != TAIL_FINISHED)
             continue; /* woken when the older rotation is finished */
         int r = tail_read(f, PUMP_FILE_BUDGET);

@@ -1,12 +1,15 @@
 /* test_loop.c: the event loop's timers (a heap, no descriptor each): order,
  * periods, re-arming, disarming and freeing from callbacks, timers outliving
- * their loop, and thousands of timers under a small descriptor limit. */
+ * their loop, and thousands of timers under a small descriptor limit; deferred
+ * calls that queue themselves again. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <dirent.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -231,6 +234,41 @@ static void test_thousands_of_timers_take_no_descriptors(void **state)
     assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
 }
 
+static void defer_forever(loop *l, void *userdata)
+{
+    (*(uint64_t *)userdata)++;
+    loop_defer(l, defer_forever, userdata);
+}
+
+static void quit_on_read(loop *l, int fd, uint32_t events, void *userdata)
+{
+    (void)fd;
+    (void)events;
+    (void)userdata;
+    loop_quit(l, 7);
+}
+
+/* A deferred call that queues itself again (a source whose file is ready
+ * again at each end) ran forever in one turn: SIGTERM was never read. */
+static void test_a_deferred_call_that_requeues_itself_lets_descriptors_through(void **state)
+{
+    (void)state;
+    loop *l = loop_new();
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    assert_int_equal(write(p[1], "x", 1), 1);
+    assert_int_equal(loop_add_fd(l, p[0], EPOLLIN, quit_on_read, NULL), 0);
+    uint64_t calls = 0;
+    loop_defer(l, defer_forever, &calls);
+    alarm(10); /* without the fix: killed here, not a hang */
+    assert_int_equal(loop_run(l), 7);
+    alarm(0);
+    assert_true(calls >= 1 && calls <= 2);
+    loop_free(l);
+    close(p[0]);
+    close(p[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -239,6 +277,7 @@ int main(void)
         cmocka_unit_test(test_callbacks_may_free_rearm_and_disarm_timers),
         cmocka_unit_test(test_armed_timer_may_be_freed_after_its_loop),
         cmocka_unit_test(test_thousands_of_timers_take_no_descriptors),
+        cmocka_unit_test(test_a_deferred_call_that_requeues_itself_lets_descriptors_through),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
