@@ -136,6 +136,8 @@ typedef enum source_key {
     SK_GROUP_CLASS,
     SK_GROUP_TAGS,
     SK_KMS_KEY_ID,
+    SK_CONTAINER_MAX_BUFFER_SIZE,
+    SK_MAX_STREAMS,
     SK_MAX,
 } source_key;
 
@@ -171,6 +173,8 @@ static const struct {
     [SK_GROUP_CLASS] = {"group_class", T_ALL, false},
     [SK_GROUP_TAGS] = {"group_tags", T_ALL, true},
     [SK_KMS_KEY_ID] = {"kms_key_id", T_ALL, false},
+    [SK_CONTAINER_MAX_BUFFER_SIZE] = {"container_max_buffer_size", T_DOCKER, false},
+    [SK_MAX_STREAMS] = {"max_streams", T_JOURNALD, false},
 };
 
 static const char *const type_names[] = {
@@ -1140,6 +1144,19 @@ static void apply_source_value(parse_ctx *ctx, source_config *s, const raw_value
     case SK_MAX_BUFFER_SIZE:
         set_size(ctx, w, v, MIN_BUFFER_SIZE, UINT64_MAX, &s->max_buffer_size);
         break;
+    case SK_CONTAINER_MAX_BUFFER_SIZE:
+        set_size(ctx, w, v, MIN_BUFFER_SIZE, UINT64_MAX, &s->container_max_buffer_size);
+        break;
+    case SK_MAX_STREAMS: {
+        char *end = NULL;
+        errno = 0;
+        unsigned long long n = strtoull(v, &end, 10);
+        if (v[0] < '0' || v[0] > '9' || *end || errno || n < 1 || n > 1000000)
+            report(ctx, w, "invalid value \"%s\" (expected a number of streams, 1 to 1000000)", v);
+        else
+            s->max_streams = (size_t)n;
+        break;
+    }
     case SK_START_AT: {
         static const char *const names[] = {"end", "beginning"};
         if (set_enum(ctx, w, v, names, ARRAY_SIZE(names), &e))
@@ -1252,6 +1269,39 @@ static const raw_value *find_value(const raw_source *rs, source_key k)
     return NULL;
 }
 
+/* Any local process can write CONTAINER_NAME or COM_AMAZONAWS_ECS_* fields
+ * (`logger --journald`): names built from them are spoofable unless the
+ * source matches on a field journald itself sets about the writer. */
+static void warn_spoofable_names(parse_ctx *ctx, const raw_source *rs, const source_config *s)
+{
+    static const char *const spoofable[] = {
+        "{container_name}", "{container_id}",      "{container_id_short}",       "{ecs_",
+        "{label:",          "{journal:CONTAINER_", "{journal:COM_AMAZONAWS_ECS_"};
+    if (s->n_units)
+        return;
+    for (size_t i = 0; i < s->n_matches; i++)
+        if (strncmp(s->matches[i], "_SYSTEMD_UNIT=", 14) == 0 ||
+            strncmp(s->matches[i], "_UID=", 5) == 0)
+            return;
+    static const source_key keys[] = {SK_GROUP, SK_STREAM};
+    for (size_t k = 0; k < ARRAY_SIZE(keys); k++) {
+        const char *t = keys[k] == SK_GROUP ? s->group : s->stream;
+        const raw_value *rv = find_value(rs, keys[k]);
+        for (size_t i = 0; t && i < ARRAY_SIZE(spoofable); i++)
+            if (strstr(t, spoofable[i])) {
+                config *c = ctx->cfg;
+                c->warnings = xrealloc(c->warnings, (c->n_warnings + 1) * sizeof *c->warnings);
+                c->warnings[c->n_warnings++] = xasprintf(
+                    "%s:%u: [%s] %s: warning: names use journal fields that any local process "
+                    "can set (CONTAINER_NAME, COM_AMAZONAWS_ECS_*, labels): add a match on "
+                    "_SYSTEMD_UNIT= or _UID= (e.g. units = docker) so that only the container "
+                    "runtime's entries name streams",
+                    ctx->file, rv ? rv->line : rs->line, ctx->section, source_keys[keys[k]].name);
+                break;
+            }
+    }
+}
+
 /* Turn the collected lines of one [source] into a source_config (if it has
  * no errors) now that its type is known. */
 static void finalize_source(parse_ctx *ctx)
@@ -1269,6 +1319,7 @@ static void finalize_source(parse_ctx *ctx)
         .max_buffer_size = 1 * MIB,
         .start = START_AT_DEFAULT,
         .multiline_timeout_ms = 1000,
+        .max_streams = 1000,
         .priority = -1,
         .own_groups = {.retention_days = -1},
         .file = xstrdup(ctx->file),
@@ -1350,6 +1401,8 @@ static void finalize_source(parse_ctx *ctx)
         }
     }
 
+    if (have_type && s.type == SOURCE_JOURNALD)
+        warn_spoofable_names(ctx, rs, &s);
     sort_errors_since(ctx, ctx->src_first_error);
     if (ctx->errs->n == errors_before) {
         config *c = ctx->cfg;
@@ -1729,6 +1782,9 @@ void config_free(config *c)
     for (size_t i = 0; i < c->n_sources; i++)
         source_config_clear(&c->sources[i]);
     free(c->sources);
+    for (size_t i = 0; i < c->n_warnings; i++)
+        free(c->warnings[i]);
+    free(c->warnings);
     free(c->state_dir);
     free(c->control_socket);
     free(c->placeholder);

@@ -77,11 +77,19 @@ typedef struct source_config {
      * applies: these over [cloudwatch]'s, resolved once everything is read. */
     group_options own_groups;
     group_options groups;
+    /* container_max_buffer_size = size (docker): the ceiling of a container's
+     * own max-buffer-size log option; 0 (default): max_buffer_size */
+    uint64_t container_max_buffer_size;
+    size_t max_streams; /* max_streams = count (journald, default 1000): streams it may name */
     char *file; /* where the section was declared, for messages */
     unsigned line;
 } source_config;
 
 typedef struct config {
+    /* What is valid but unsafe, "FILE:LINE: [section] key: warning: ..."
+     * (--check-config prints them). */
+    char **warnings;
+    size_t n_warnings;
     /* [agent] */
     char *state_dir;             /* state_dir = path (default /var/lib/cwlogd) */
     log_level level;             /* log_level = error|warning|info|debug (default info) */

@@ -83,17 +83,22 @@ void control_status(agent *a, buf *out)
         if (s->n_crings)
             buf_printf(out, "  %zu container(s) with their own log options and buffer\n",
                        s->n_crings);
-        if (s->last_error[0])
-            buf_printf(out, "  last error: %s\n", s->last_error);
+        if (s->last_error[0]) {
+            _cleanup_free_ char *e = xstrescape(s->last_error);
+            buf_printf(out, "  last error: %s\n", e);
+        }
         buf_printf(out, "  %-8s %14s %14s %12s %8s  %s\n", "STATE", "OFFSET", "SIZE", "LAG_BYTES",
                    "LAG_S", "FILE -> GROUP / STREAM");
         for (tailfile *f = s->files; f; f = f->next) {
             uint64_t off = tail_checkpoint_offset(f), size = file_size(f);
             uint64_t lag = size > off ? size - off : 0;
             int64_t lag_s = lag && f->delivered_ts ? (now - f->delivered_ts) / 1000 : 0;
+            /* Names as shown: a newline in a file name would forge a row. */
+            _cleanup_free_ char *path = xstrescape(f->path), *group = xstrescape(f->group),
+                                *stream = xstrescape(f->stream);
             buf_printf(out, "  %-8s %14llu %14llu %12llu %8lld  %s -> %s / %s\n", state_name(f),
                        (unsigned long long)off, (unsigned long long)size, (unsigned long long)lag,
-                       (long long)(lag_s > 0 ? lag_s : 0), f->path, f->group, f->stream);
+                       (long long)(lag_s > 0 ? lag_s : 0), path, group, stream);
         }
         buf_appendc(out, '\n');
     }
@@ -102,13 +107,12 @@ void control_status(agent *a, buf *out)
 
 void control_prom_label(buf *out, const char *v)
 {
-    for (; *v; v++) {
+    /* The value is the name as shown (control bytes as \xHH, see
+     * xstrescape()), then escaped for the text format. */
+    _cleanup_free_ char *shown = xstrescape(v);
+    for (v = shown; *v; v++) {
         if (*v == '\\' || *v == '"')
             buf_appendc(out, '\\');
-        if (*v == '\n') {
-            buf_append(out, "\\n", 2);
-            continue;
-        }
         buf_appendc(out, *v);
     }
 }
@@ -137,6 +141,7 @@ static uint64_t m_dropped_bytes(const source *s) { return s->st.dropped_bytes; }
 static uint64_t m_rejected(const source *s) { return s->st.rejected; }
 static uint64_t m_corrupt(const source *s) { return s->st.corrupt_lines; }
 static uint64_t m_gaps(const source *s) { return s->st.gaps; }
+static uint64_t m_over_max_streams(const source *s) { return s->st.over_max_streams; }
 
 void control_metrics(agent *a, buf *out)
 {
@@ -156,6 +161,9 @@ void control_metrics(agent *a, buf *out)
                m_corrupt);
     per_source(a, out, "cwlogd_gaps_total", "counter",
                "Rotated files that were gone before they could be read.", m_gaps);
+    per_source(a, out, "cwlogd_over_max_streams_total", "counter",
+               "journald entries not shipped because the source's max_streams was reached.",
+               m_over_max_streams);
     per_source(a, out, "cwlogd_buffer_bytes", "gauge", "Bytes held in the source's buffer.",
                m_ring);
     per_source(a, out, "cwlogd_buffer_limit_bytes", "gauge",

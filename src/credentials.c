@@ -3,7 +3,9 @@
  * temporary credentials current. */
 #include "credentials.h"
 
+#include <arpa/inet.h>
 #include <assert.h>
+#include <curl/curl.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdbool.h>
@@ -45,7 +47,7 @@ struct creds {
     creds_source src;
     credentials cur;
     bool have;
-    char *where; /* "ecs (URL)" / "imds (URL)", for messages */
+    char *where; /* "ecs (scheme://host:port)" / "imds (URL)", for messages: never the path */
 
     char *ecs_url;
     http_call *ecs_call;
@@ -283,39 +285,54 @@ int creds_parse_json(const char *body, size_t len, const char *provider, credent
 
 /* ---- ECS container credentials ---- */
 
-static bool ecs_host_allowed(const char *url)
+/* The credentials endpoint as libcurl parses it: whether the token may go
+ * there, and "scheme://host[:port]" to name it in the log (the path holds
+ * the task's credentials id). A string check of our own would disagree with
+ * libcurl: "http://0127.0.0.1/" reads as loopback, and libcurl connects to
+ * 87.0.0.1. NULL: libcurl cannot parse it. */
+static char *ecs_origin(const char *url, bool *allowed)
 {
-    /* The authorization token must not leave the host or the task's link-local
-     * agent unless the channel is TLS. */
-    if (strncasecmp(url, "https://", 8) == 0)
-        return true;
-    if (strncasecmp(url, "http://", 7) != 0)
-        return false;
-    const char *host = url + 7;
-    size_t n = strcspn(host, "/?#");
-    _cleanup_free_ char *hp = xstrndup(host, n);
-    const char *at = strrchr(hp, '@');
-    const char *h = at ? at + 1 : hp;
-    _cleanup_free_ char *name = NULL;
-    if (h[0] == '[') {
-        const char *end = strchr(h, ']');
-        if (!end)
-            return false;
-        name = xstrndup(h + 1, (size_t)(end - h - 1));
-    } else {
-        name = xstrndup(h, strcspn(h, ":"));
+    *allowed = false;
+    CURLU *u = curl_url();
+    if (!u)
+        return NULL;
+    char *scheme = NULL, *host = NULL, *port = NULL, *origin = NULL;
+    if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
+        if (curl_url_get(u, CURLUPART_PORT, &port, 0) != CURLUE_OK)
+            port = NULL;
+        origin = xasprintf("%s://%s%s%s", scheme, host, port ? ":" : "", port ? port : "");
+        /* The authorization token must not leave the host or the task's
+         * link-local agent unless the channel is TLS. */
+        if (strcasecmp(scheme, "https") == 0) {
+            *allowed = true;
+        } else if (strcasecmp(scheme, "http") == 0) {
+            size_t n = strlen(host);
+            _cleanup_free_ char *name =
+                host[0] == '[' && n > 2 ? xstrndup(host + 1, n - 2) : xstrdup(host);
+            static const char *const allowed_v6[] = {"::1", "fd00:ec2::23"};
+            struct in_addr a4;
+            struct in6_addr a6, w6;
+            if (strcasecmp(name, "localhost") == 0)
+                *allowed = true;
+            else if (inet_pton(AF_INET, name, &a4) == 1) {
+                uint32_t a = ntohl(a4.s_addr);
+                *allowed = (a >> 24) == 127 || a == 0xa9feaa02 /* 169.254.170.2 */ ||
+                           a == 0xa9feaa17 /* 169.254.170.23 */;
+            } else if (inet_pton(AF_INET6, name, &a6) == 1) {
+                for (size_t i = 0; i < ARRAY_SIZE(allowed_v6); i++)
+                    if (inet_pton(AF_INET6, allowed_v6[i], &w6) == 1 &&
+                        memcmp(&a6, &w6, sizeof a6) == 0)
+                        *allowed = true;
+            }
+        }
     }
-    static const char *const allowed[] = {"169.254.170.2", "169.254.170.23", "fd00:ec2::23",
-                                          "localhost", "::1"};
-    for (size_t i = 0; i < ARRAY_SIZE(allowed); i++)
-        if (strcasecmp(name, allowed[i]) == 0)
-            return true;
-    unsigned a, b, cc, d;
-    char tail;
-    if (sscanf(name, "%u.%u.%u.%u%c", &a, &b, &cc, &d, &tail) == 4 && a == 127 && b < 256 &&
-        cc < 256 && d < 256)
-        return true;
-    return false;
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(port);
+    curl_url_cleanup(u);
+    return origin;
 }
 
 /* The Authorization value: the token file wins over the variable, as in the
@@ -405,6 +422,7 @@ static void fetch_ecs(creds *c)
         .timeout_ms = ECS_TIMEOUT_MS,
         .connect_timeout_ms = ECS_CONNECT_TIMEOUT_MS,
         .max_response = CREDS_MAX_RESPONSE,
+        .secret = true,
     };
     c->ecs_call = http_send(c->h, &req, on_ecs, c);
     if (tok)
@@ -624,13 +642,15 @@ void creds_start(creds *c)
             c->ecs_url = xasprintf("%s%s%s", ECS_RELATIVE_HOST, rel[0] == '/' ? "" : "/", rel);
         else
             c->ecs_url = xstrdup(full);
-        c->where = xasprintf("ecs (%s)", c->ecs_url);
+        bool allowed;
+        _cleanup_free_ char *origin = ecs_origin(c->ecs_url, &allowed);
+        c->where = xasprintf("ecs (%s)", origin ? origin : "an address libcurl cannot parse");
         if (!c->h) {
             log_error("credentials: %s: no HTTP client to ask", c->where);
             c->stopped = true;
             return;
         }
-        if (!ecs_host_allowed(c->ecs_url)) {
+        if (!allowed) {
             log_error("credentials: %s: AWS_CONTAINER_CREDENTIALS_FULL_URI must use https or "
                       "a loopback or ECS agent address",
                       c->where);

@@ -41,6 +41,7 @@ struct http_call {
     bool finished; /* waiting in the done queue */
     bool in_callback;
     bool counted; /* part of http_in_flight() */
+    bool secret;  /* http_request.secret */
     CURLcode result;
     char errbuf[CURL_ERROR_SIZE];
 
@@ -110,6 +111,14 @@ static void call_free(http_call *c)
         h->n_calls--;
     if (c->easy)
         curl_easy_cleanup(c->easy);
+    if (c->secret) {
+        for (struct curl_slist *l = c->headers; l; l = l->next)
+            explicit_bzero(l->data, strlen(l->data));
+        if (c->body.data)
+            explicit_bzero(c->body.data, c->body.cap);
+        if (c->raw_headers.data)
+            explicit_bzero(c->raw_headers.data, c->raw_headers.cap);
+    }
     curl_slist_free_all(c->headers);
     buf_free(&c->body);
     buf_free(&c->raw_headers);
@@ -479,6 +488,8 @@ static CURLcode setup(http_call *c, const http_request *req)
     SET(CURLOPT_WRITEDATA, c);
     SET(CURLOPT_HEADERFUNCTION, header_cb);
     SET(CURLOPT_HEADERDATA, c);
+    if (req->secret) /* a token must not reach whatever http_proxy names */
+        SET(CURLOPT_NOPROXY, "*");
 
     if (is_method(req->method, "HEAD")) {
         SET(CURLOPT_NOBODY, 1L);
@@ -544,8 +555,12 @@ http_call *http_send(http *h, const http_request *req, http_done_fn fn, void *us
         .max_response = r.max_response ? r.max_response : HTTP_DEFAULT_MAX_RESPONSE,
         .started_ms = now_monotonic_ms(),
         .counted = true,
+        .secret = r.secret,
         .next = h->calls,
     };
+    /* Grown by realloc, the body would leave copies behind unwiped. */
+    if (c->secret)
+        buf_reserve(&c->body, c->max_response + 1);
     if (h->calls)
         h->calls->prev = c;
     h->calls = c;
@@ -553,7 +568,7 @@ http_call *http_send(http *h, const http_request *req, http_done_fn fn, void *us
 
     c->easy = curl_easy_init();
     if (!c->easy || !build_headers(c, &r)) {
-        log_error("http: cannot set up a request for %s", r.url);
+        log_error("http: cannot set up a request for %s", r.secret ? "credentials" : r.url);
         call_free(c);
         return NULL;
     }
@@ -561,7 +576,8 @@ http_call *http_send(http *h, const http_request *req, http_done_fn fn, void *us
     if (rc == CURLE_OK)
         rc = curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, c->headers);
     if (rc != CURLE_OK) {
-        log_error("http: cannot set up a request for %s: %s", r.url, curl_easy_strerror(rc));
+        log_error("http: cannot set up a request for %s: %s", r.secret ? "credentials" : r.url,
+                  curl_easy_strerror(rc));
         call_free(c);
         return NULL;
     }

@@ -3,6 +3,7 @@
  * blocking call. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -36,6 +37,9 @@ typedef struct http_request {
     uint64_t connect_timeout_ms;      /* 0 = 5 s */
     const char *ca_file;              /* extra CA bundle; NULL = the system's. TLS is always verified */
     size_t max_response;              /* bytes; a longer body fails the call; 0 = 4 MiB */
+    /* Credentials (IMDS, the ECS endpoint): never sent through a proxy, and
+     * the headers and the response are wiped from memory once done. */
+    bool secret;
 } http_request;
 
 http *http_new(loop *l);

@@ -309,6 +309,7 @@ static void fetch_token(imds *m)
         .timeout_ms = IMDS_TIMEOUT_MS,
         .connect_timeout_ms = IMDS_CONNECT_TIMEOUT_MS,
         .max_response = IMDS_MAX_RESPONSE,
+        .secret = true,
     };
     m->token_call = http_send(m->h, &req, on_token, m);
     if (!m->token_call) {
@@ -373,6 +374,7 @@ static void send_get(imds_req *r)
         .timeout_ms = IMDS_TIMEOUT_MS,
         .connect_timeout_ms = IMDS_CONNECT_TIMEOUT_MS,
         .max_response = IMDS_MAX_RESPONSE,
+        .secret = true,
     };
     r->token_gen = m->token_gen;
     r->call = http_send(m->h, &req, on_get, r);

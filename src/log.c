@@ -57,13 +57,18 @@ int log_emit(log_level level, int err, const char *fmt, ...)
                                            [LOG_LEVEL_DEBUG] = "debug: "};
         n = (size_t)snprintf(line, sizeof line, "cwlogd: %s", tags[level]);
     }
+    /* One message, one line: a file name with a newline or an escape
+     * sequence in it cannot forge another line or drive a terminal. */
+    char msg[sizeof line];
     va_list ap;
     va_start(ap, fmt);
     errno = err;
-    int w = vsnprintf(line + n, sizeof line - n - 1, fmt, ap);
+    int w = vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (w > 0)
-        n += MIN((size_t)w, sizeof line - n - 2);
+    if (w > 0) {
+        strescape_to(line + n, sizeof line - n - 1, msg);
+        n += strlen(line + n);
+    }
     line[n++] = '\n';
     fwrite(line, 1, n, stderr);
 out:

@@ -287,9 +287,10 @@ static void run_deferred(loop *l)
 {
     /* One pass over what was queued before it began, in order, one entry at a
      * time so cancellation from a callback is honoured. What the callbacks
-     * queue runs in the next turn, after a look at the descriptors: a source
-     * that keeps rescheduling its reading must not keep CloudWatch's answers
-     * (and the commits they bring) waiting in their sockets. */
+     * queue runs in the next turn, after a look at the descriptors (epoll
+     * without sleeping): a call that keeps queueing itself (a source with a
+     * backlog) must not keep signals, or CloudWatch's answers and the commits
+     * they bring, waiting. */
     size_t n = l->n_defers;
     while (n-- > 0 && l->n_defers > 0 && !l->quit) {
         deferred d = l->defers[0];

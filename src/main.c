@@ -1,6 +1,8 @@
 /* main.c: command line: run the agent, --once, --dry-run, --check-config. */
 #include <getopt.h>
+#include <jansson.h>
 #include <malloc.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sysexits.h>
 
@@ -44,6 +46,8 @@ static int check_config(const char *path)
         fprintf(stderr, "cwlogd: %s: configuration is not valid\n", path);
         return EX_CONFIG;
     }
+    for (size_t i = 0; i < c->n_warnings; i++)
+        fprintf(stderr, "%s\n", c->warnings[i]);
     printf("%s: configuration is valid (%zu source%s)\n", path, c->n_sources,
            c->n_sources == 1 ? "" : "s");
     config_free(c);
@@ -65,6 +69,16 @@ static void raise_nofile_limit(void)
                           (unsigned long long)rl.rlim_max);
 }
 
+/* jansson parses the credentials' answers: what it frees may have held a
+ * secret key or a token. */
+static void free_wiped(void *p)
+{
+    if (p) {
+        explicit_bzero(p, malloc_usable_size(p));
+        free(p);
+    }
+}
+
 int main(int argc, char **argv)
 {
     enum { OPT_CHECK = 256, OPT_ONCE, OPT_DRY_RUN, OPT_VERSION, OPT_SOCKET };
@@ -84,6 +98,10 @@ int main(int argc, char **argv)
      * page-faults it in again: measured, a third more CPU per line. */
     mallopt(M_TRIM_THRESHOLD, 16 * 1024 * 1024);
     mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
+    /* Credentials live in this process's memory: no core dump of it, and no
+     * ptrace or /proc/PID/mem by other processes of the service user. */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    json_set_alloc_funcs(malloc, free_wiped);
     agent_options ao = {.config_path = DEFAULT_CONFIG};
     bool check = false;
     const char *socket_path = NULL;

@@ -15,6 +15,7 @@
 #include "source.h"
 #include "multiline.h"
 #include "template.h"
+#include "trust.h"
 
 #define ROTATE_GRACE_MS 5000
 #define PUMP_FILE_BUDGET (1024 * 1024)
@@ -147,6 +148,7 @@ void source_free(source *s)
     for (size_t i = 0; i < s->n_cache; i++)
         container_unref(s->cache[i]);
     free(s->cache);
+    smap_clear(&s->cache_by_id);
     free(s->crings);
     ring_free(s->ring);
     if (s->multiline)
@@ -257,6 +259,16 @@ static void apply_log_options(source *s, container *c, const char *dir)
     ring_policy policy = o.has_mode ? policy_for(o.blocking, s->cfg) : policy_of(s->cfg);
     uint64_t limit = o.max_buffer_size ? MAX(o.max_buffer_size, (uint64_t)16 * 1024) /* as config.c */
                                        : s->cfg->max_buffer_size;
+    /* A task definition is not the operator: one must not take the whole
+     * total_buffer_limit from the other containers. */
+    uint64_t ceiling = s->cfg->container_max_buffer_size ? s->cfg->container_max_buffer_size
+                                                         : s->cfg->max_buffer_size;
+    if (limit > ceiling) {
+        log_warning("source %s: container %.12s asks for max-buffer-size %llu; clamped to %llu "
+                    "(container_max_buffer_size)",
+                    s->name, c->id, (unsigned long long)limit, (unsigned long long)ceiling);
+        limit = ceiling;
+    }
     c->ring = ring_new(limit, policy, &s->a->budget, on_drop, s);
     s->crings = xrealloc(s->crings, (s->n_crings + 1) * sizeof *s->crings);
     s->crings[s->n_crings++] = c->ring;
@@ -268,12 +280,12 @@ static void apply_log_options(source *s, container *c, const char *dir)
 
 static container *load_container(source *s, const char *dir, const char *id)
 {
-    for (size_t i = 0; i < s->n_cache; i++)
-        if (strcmp(s->cache[i]->id, id) == 0) {
-            s->cache[i]->refs++;
-            return s->cache[i];
-        }
-    container *c = xcalloc(1, sizeof *c);
+    container *c = smap_get(&s->cache_by_id, id);
+    if (c) {
+        c->refs++;
+        return c;
+    }
+    c = xcalloc(1, sizeof *c);
     c->id = xstrdup(id);
     c->refs = 2; /* the cache and the caller */
     _cleanup_free_ char *path = xasprintf("%s/config.v2.json", dir);
@@ -294,19 +306,34 @@ static container *load_container(source *s, const char *dir, const char *id)
     }
     c->src = s;
     apply_log_options(s, c, dir);
+    c->listed = s->scan_gen;
+    c->cache_i = s->n_cache;
     s->cache = xrealloc(s->cache, (s->n_cache + 1) * sizeof *s->cache);
     s->cache[s->n_cache++] = c;
+    smap_put(&s->cache_by_id, id, c);
     return c;
 }
 
-static void forget_container(source *s, const char *id)
+/* Drops the cache's reference; files still being read keep theirs. */
+static void forget_container(source *s, container *c)
 {
-    for (size_t i = 0; i < s->n_cache; i++)
-        if (strcmp(s->cache[i]->id, id) == 0) {
-            container_unref(s->cache[i]);
-            s->cache[i] = s->cache[--s->n_cache];
-            return;
-        }
+    size_t i = c->cache_i;
+    if (i >= s->n_cache || s->cache[i] != c)
+        return; /* already forgotten */
+    smap_remove(&s->cache_by_id, c->id);
+    s->cache[i] = s->cache[--s->n_cache];
+    s->cache[i]->cache_i = i;
+    container_unref(c);
+}
+
+/* Containers whose directory the last complete listing did not show are
+ * gone: excluded ones (every ECS task's pause container) are known only to
+ * the cache, which would otherwise keep them, labels and all, forever. */
+static void forget_gone_containers(source *s)
+{
+    for (size_t i = s->n_cache; i-- > 0;)
+        if (i < s->n_cache && s->cache[i]->listed != s->scan_gen)
+            forget_container(s, s->cache[i]);
 }
 
 static const char *label(const container *c, const char *key)
@@ -435,9 +462,57 @@ static int strcmp_ptr(const void *a, const void *b)
  * would read what it can never upload. */
 #define FD_RESERVE 64
 
+/* A file that is not ours to read: a symlink from someone who does not own
+ * its target, or a pseudo file system. Said at each rescan, rate-limited. */
+static int refuse(source *s, const char *path, const char *why, bool *refused)
+{
+    *refused = true;
+    static log_ratelimit rl = LOG_RATELIMIT_INIT;
+    snprintf(s->last_error, sizeof s->last_error, "%s: not read: %s", path, why);
+    if (log_ratelimit_ok(&rl, NULL))
+        log_warning("source %s: not reading %s: %s", s->name, path, why);
+    errno = EPERM;
+    return -1;
+}
+
+/* Checks what the path leads to (trust.h), opens it, and makes sure the file
+ * opened is the one checked: a link swapped in between is not followed. */
+static int open_trusted(source *s, const char *path, bool *refused)
+{
+    *refused = false;
+    struct stat want, got;
+    char why[PATH_MAX + 160];
+    int r = trust_path(path, &want, why, sizeof why);
+    if (r == -EPERM)
+        return refuse(s, path, why, refused);
+    if (r < 0) {
+        errno = -r;
+        return -1;
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0)
+        return -1;
+    const char *fs = NULL;
+    if (fstat(fd, &got) < 0 || got.st_dev != want.st_dev || got.st_ino != want.st_ino) {
+        close(fd);
+        errno = ENOENT; /* changed under us: the next rescan looks again */
+        return -1;
+    }
+    if (trust_fs(fd, &fs) == -EPERM) {
+        close(fd);
+        snprintf(why, sizeof why,
+                 "it is on %s, a pseudo file system (/proc, /sys and the like are never read)", fs);
+        return refuse(s, path, why, refused);
+    }
+    return fd;
+}
+
 static int open_log(source *s, const char *path, struct stat *st)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    bool refused;
+    int fd = open_trusted(s, path, &refused);
+    if (refused)
+        return -EPERM;
     struct rlimit lim = {0};
     bool limited = getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY;
     if (fd >= 0 && limited && (rlim_t)fd + FD_RESERVE >= lim.rlim_cur) {
@@ -662,9 +737,14 @@ static void scan_docker(source *s, bool initial)
         return;
     }
     struct dirent *de;
-    while ((de = readdir(d))) {
+    s->scan_gen++;
+    /* errno tells a complete listing (0 at the end) from a failed one. */
+    while ((errno = 0, de = readdir(d))) {
         if (de->d_name[0] == '.')
             continue;
+        container *cached = smap_get(&s->cache_by_id, de->d_name);
+        if (cached)
+            cached->listed = s->scan_gen;
         _cleanup_free_ char *dir = xasprintf("%s/%s", root, de->d_name);
         _cleanup_free_ char *path = xasprintf("%s/%s-json.log", dir, de->d_name);
         tailfile *cur = watch_dir(s, dir) ? smap_get(&s->by_path, path) : NULL;
@@ -702,6 +782,8 @@ static void scan_docker(source *s, bool initial)
         }
         consider(s, path, &st, c, initial);
     }
+    if (errno == 0)
+        forget_gone_containers(s);
     closedir(d);
 }
 
@@ -802,7 +884,8 @@ static tailfile *open_rotated(source *s, const rotated_cand *c, const cp_file *r
 {
     /* O_NONBLOCK: were it swapped for a FIFO since the stat, the open must
      * not wait for a writer (it is then read as empty). */
-    int fd = open(c->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    bool refused;
+    int fd = open_trusted(s, c->path, &refused);
     if (fd < 0)
         return NULL;
     tailfile *f = tail_new(s, c->path, -1, &c->st);
@@ -852,21 +935,39 @@ static char *rotation_base(const char *path)
     return base;
 }
 
+/* The paths "<base>.*" in base's directory, matched as names: never as a
+ * glob pattern, in which a '[' or a '*' of a file name would be a wildcard. */
+static char **list_rotations(const char *base, size_t *count)
+{
+    _cleanup_free_ char *copy = xstrdup(base), *copy2 = xstrdup(base);
+    const char *dir = dirname(copy), *name = basename(copy2);
+    size_t len = strlen(name), n = 0;
+    char **paths = NULL;
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        if (strncmp(de->d_name, name, len) != 0 || de->d_name[len] != '.')
+            continue;
+        paths = xrealloc(paths, (n + 1) * sizeof *paths);
+        paths[n++] = xasprintf("%s/%s", dir, de->d_name);
+    }
+    if (d)
+        closedir(d);
+    *count = n;
+    return paths;
+}
+
 static void resume_rotated(source *s, const cp_file *row)
 {
     _cleanup_free_ char *base = rotation_base(row->path);
-    _cleanup_free_ char *pattern = xasprintf("%s.*", base);
-    glob_t g = {0};
-    if (glob(pattern, 0, NULL, &g) != 0) {
-        globfree(&g);
-        g.gl_pathc = 0;
-    }
-    rotated_cand *c = xcalloc(g.gl_pathc + 1, sizeof *c);
+    size_t n_paths = 0;
+    char **paths = list_rotations(base, &n_paths);
+    rotated_cand *c = xcalloc(n_paths + 1, sizeof *c);
     size_t n = 0, found = SIZE_MAX;
-    for (size_t i = 0; i < g.gl_pathc; i++) {
-        if (stat(g.gl_pathv[i], &c[n].st) < 0 || !S_ISREG(c[n].st.st_mode))
+    for (size_t i = 0; i < n_paths; i++) {
+        if (stat(paths[i], &c[n].st) < 0 || !S_ISREG(c[n].st.st_mode))
             continue;
-        c[n].path = g.gl_pathv[i];
+        c[n].path = paths[i];
         n++;
     }
     qsort(c, n, sizeof *c, cand_by_mtime);
@@ -904,7 +1005,9 @@ static void resume_rotated(source *s, const cp_file *row)
             cur->wait_for = prev;
     }
     free(c);
-    globfree(&g);
+    for (size_t i = 0; i < n_paths; i++)
+        free(paths[i]);
+    free(paths);
 }
 
 static void resume_rows(source *s)
@@ -992,7 +1095,16 @@ void source_pump(source *s)
         journald_pump(s);
         return;
     }
+    /* A file that makes itself ready again at each end (one taken as
+     * truncated every time) must not keep the loop from its signals: each
+     * file gets its turn, then the loop's next turn goes on. */
+    size_t turns = 2 * s->n_files + 16;
     while ((f = ready_pop(s))) {
+        if (turns-- == 0) {
+            ready_push_front(s, f);
+            agent_schedule_pump(s->a, s);
+            return;
+        }
         if (f->wait_for && f->wait_for->state != TAIL_FINISHED)
             continue; /* woken when the older rotation is finished */
         int r = tail_read(f, PUMP_FILE_BUDGET);
@@ -1145,7 +1257,7 @@ void source_release_file(tailfile *f)
         _cleanup_free_ char *copy = xstrdup(f->path);
         struct stat dst;
         if (stat(dirname(copy), &dst) < 0)
-            forget_container(s, f->ctr->id);
+            forget_container(s, f->ctr);
     }
     unlink_file(s, f);
     tail_free(f);

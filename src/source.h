@@ -26,6 +26,8 @@ typedef struct container {
     json_t *labels; /* object, or NULL */
     unsigned refs;
     bool skipped_logged; /* excluded; said once */
+    size_t cache_i;      /* its index in source.cache */
+    unsigned listed;     /* the source's scan_gen when its directory was last seen */
     /* The container's own log options (hostconfig.json) override the
      * source's mode or max_buffer_size: its records go to a ring of its own. */
     struct source *src;
@@ -72,6 +74,10 @@ typedef struct tailfile {
     unsigned char fp[CP_FINGERPRINT_MAX];
     size_t fp_len;
     int64_t last_growth_ms;             /* monotonic time the file last gave bytes */
+    /* The largest size fstat reported; a file that reads past it at once
+     * (procfs and the like say 0) is not truncated when it "shrinks". */
+    uint64_t size_seen;
+    bool size_untrusted;
 
     /* Offsets are logical: base + physical; base grows by the old size at
      * each truncation so offsets stay monotonic across copy-truncate. */
@@ -105,6 +111,7 @@ typedef struct source_stats {
     uint64_t rejected;            /* refused by CloudWatch for good (too old/new, invalid) */
     uint64_t drop_pending_events; /* dropped, not yet announced by a marker */
     uint64_t gaps, gap_bytes;     /* data lost before it could be read (rotated away) */
+    uint64_t over_max_streams;    /* journald entries not shipped: max_streams was reached */
 } source_stats;
 
 struct source {
@@ -121,6 +128,8 @@ struct source {
     smap by_id;                 /* "dev:ino" -> tailfile */
     container **cache;          /* docker containers seen (one reference each) */
     size_t n_cache;
+    smap cache_by_id;           /* container id -> container in cache */
+    unsigned scan_gen;          /* counts docker rescans (container.listed) */
     size_t n_files;             /* in `files` */
     /* What the 1 s tick has to walk the files for. Set where a file starts
      * joining an event, or leaves TAIL_ACTIVE or holds a carried event;

@@ -39,6 +39,7 @@ typedef struct jsource {
     char *saved;
     int64_t idle_ms;      /* CHANNEL_IDLE_MS; CWLOGD_IDLE_FORGET_MS in tests */
     int64_t swept_ms;
+    log_ratelimit cap_rl; /* max_streams reached */
 } jsource;
 
 static void q_push(jsource *js, uint64_t seq, const char *cursor)
@@ -135,6 +136,18 @@ static tailfile *channel_for(jsource *js)
         return f;
     }
     forget_idle_channels(js, now);
+    if (js->channels.n >= s->cfg->max_streams) {
+        /* Any local writer can set the fields names are made of: it must
+         * not make streams without end. */
+        s->st.over_max_streams++;
+        uint64_t suppressed;
+        if (log_ratelimit_ok(&js->cap_rl, &suppressed))
+            log_warning("source %s: max_streams (%zu) reached: an entry for %s / %s is not "
+                        "shipped (%llu so far); raise max_streams or narrow the source's match",
+                        s->name, s->cfg->max_streams, group, stream,
+                        (unsigned long long)s->st.over_max_streams);
+        return NULL;
+    }
     struct stat st = {.st_dev = 0, .st_ino = (ino_t)++js->next_ino};
     _cleanup_free_ char *path =
         xasprintf("journal%s%s", s->cfg->n_paths ? ":" : "", s->cfg->n_paths ? s->cfg->paths[0] : "");
@@ -161,8 +174,8 @@ static int deliver_entry(jsource *js)
 {
     const journal_entry *e = &js->cur;
     uint64_t seq = js->seq;
-    if (e->has_message) {
-        tailfile *f = channel_for(js);
+    tailfile *f = e->has_message ? channel_for(js) : NULL; /* NULL: over max_streams */
+    if (f) {
         bool partial = field_is(js->j, "CONTAINER_PARTIAL_MESSAGE", "true");
         int r = tail_emit_raw(f, (int64_t)(e->realtime_usec / 1000), e->message, e->message_len,
                               partial, seq, seq + 1);
@@ -338,6 +351,7 @@ int journald_open(source *s)
     s->journal = js;
     js->per_entry_names = strchr(c->group, '{') || strchr(c->stream, '{');
     js->idle_ms = CHANNEL_IDLE_MS;
+    js->cap_rl = (log_ratelimit)LOG_RATELIMIT_INIT;
     const char *idle = getenv("CWLOGD_IDLE_FORGET_MS");
     if (idle && *idle)
         js->idle_ms = strtoll(idle, NULL, 10);

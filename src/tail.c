@@ -30,6 +30,7 @@ tailfile *tail_new(source *s, const char *path, int fd, const struct stat *st)
     f->ino = st->st_ino;
     f->state = TAIL_ACTIVE;
     f->last_growth_ms = now_monotonic_ms();
+    f->size_seen = (uint64_t)st->st_size;
     if (fd >= 0)
         tail_read_fingerprint(fd, f->fp, &f->fp_len);
     return f;
@@ -493,6 +494,24 @@ static void release_buffers(tailfile *f)
     }
 }
 
+/* Read past the largest size the file ever reported: it grew, or it is not
+ * what it says (a /proc file reports 0 and returns data). Taking such a file
+ * as truncated at each end would read it again forever. */
+static void check_size(tailfile *f)
+{
+    struct stat st;
+    uint64_t pos = f->read_off - f->base;
+    if (f->gz || f->fd < 0 || f->size_untrusted || pos <= f->size_seen || fstat(f->fd, &st) < 0)
+        return;
+    f->size_seen = MAX(f->size_seen, (uint64_t)st.st_size);
+    if ((uint64_t)st.st_size >= pos)
+        return;
+    f->size_untrusted = true;
+    log_warning("source %s: %s reports %llu bytes but returned %llu: not a regular log file; "
+                "it is read once and never again from its start",
+                f->src->name, f->path, (unsigned long long)st.st_size, (unsigned long long)pos);
+}
+
 int tail_read(tailfile *f, size_t budget)
 {
     if (f->state == TAIL_FINISHED)
@@ -536,6 +555,7 @@ int tail_read(tailfile *f, size_t budget)
         done += (size_t)n;
         if (f->fp_len < CP_FINGERPRINT_MAX && f->fd >= 0)
             tail_read_fingerprint(f->fd, f->fp, &f->fp_len);
+        check_size(f);
         r = parse(f);
         if (r < 0)
             return r;
@@ -561,7 +581,8 @@ void tail_check_rotation(tailfile *f)
     if (f->state != TAIL_ACTIVE || f->gz || f->fd < 0)
         return;
     struct stat st;
-    if (fstat(f->fd, &st) == 0 && (uint64_t)st.st_size < f->read_off - f->base) {
+    if (!f->size_untrusted && fstat(f->fd, &st) == 0 &&
+        (uint64_t)st.st_size < f->read_off - f->base) {
         log_info("source %s: %s was truncated (copy-truncate?): reading it again from the start",
                  f->src->name, f->path);
         for (int i = 0; i < 2; i++) {
@@ -572,6 +593,7 @@ void tail_check_rotation(tailfile *f)
         f->cut_done = 0;
         f->skipping = false;
         f->base = f->read_off;
+        f->size_seen = (uint64_t)st.st_size;
         f->rbuf.len = 0;
         if (f->produced < f->base)
             f->produced = f->base;

@@ -54,6 +54,41 @@ char *xstrndup(const char *s, size_t n)
     return p;
 }
 
+static int shown_raw(unsigned char c)
+{
+    return c >= 0x20 && c != 0x7f;
+}
+
+void strescape_to(char *out, size_t n, const char *s)
+{
+    size_t o = 0;
+    for (; *s && o + 1 < n; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (shown_raw(c)) {
+            out[o++] = (char)c;
+        } else if (o + 4 < n) {
+            snprintf(out + o, n - o, "\\x%02x", c);
+            o += 4;
+        } else {
+            break;
+        }
+    }
+    if (n)
+        out[o] = 0;
+}
+
+char *xstrescape(const char *s)
+{
+    if (!s)
+        return NULL;
+    size_t n = 1;
+    for (const char *p = s; *p; p++)
+        n += shown_raw((unsigned char)*p) ? 1 : 4;
+    char *out = xmalloc(n);
+    strescape_to(out, n, s);
+    return out;
+}
+
 char *xasprintf(const char *fmt, ...)
 {
     va_list ap;

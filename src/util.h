@@ -57,6 +57,12 @@ void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 char *xasprintf(const char *fmt, ...) _printf_(1, 2);
+/* s as it may be shown (log, `cwlogd status`, metrics): control bytes become
+ * \xHH, so a file name cannot forge a line or drive a terminal. Freshly
+ * allocated; NULL gives NULL. */
+char *xstrescape(const char *s);
+/* The same, in place of vsnprintf's output: `out` holds at most n - 1 bytes. */
+void strescape_to(char *out, size_t n, const char *s);
 
 /* Growable byte buffer. */
 typedef struct buf {

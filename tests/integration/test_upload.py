@@ -243,7 +243,7 @@ class Upload(UploadCase):
         env = self.env_for(fake)
         env.write_config({"containers": Env.docker_source(
             env, mode="non-blocking", max_buffer_size="16k", group="g",
-            stream="{container_name}")},
+            stream="{container_name}", container_max_buffer_size="4m")},
             cloudwatch_extra=env.cloudwatch_keys(fake, "flush_interval = 200ms\n"))
         opts = {"drop": None, "block": {"mode": "blocking", "max-buffer-size": "16k"},
                 "big": {"max-buffer-size": "4m"}}

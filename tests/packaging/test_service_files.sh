@@ -63,7 +63,7 @@ for setting in \
     ExecStart=/usr/bin/cwlogd User=cwlogd SupplementaryGroups=systemd-journal \
     StateDirectory=cwlogd RuntimeDirectory=cwlogd \
     CapabilityBoundingSet=CAP_DAC_READ_SEARCH AmbientCapabilities=CAP_DAC_READ_SEARCH \
-    NoNewPrivileges=yes ProtectSystem=strict MemoryDenyWriteExecute=yes \
+    NoNewPrivileges=yes ProtectSystem=strict MemoryDenyWriteExecute=yes LimitCORE=0 \
     'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6' SystemCallFilter=@system-service \
     SystemCallArchitectures=native WantedBy=multi-user.target; do
     grep -qxF -- "$setting" "$unit" || fail "$unit: no line '$setting'"

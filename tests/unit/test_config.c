@@ -617,6 +617,84 @@ static void test_bad_values_name_line_key_and_value(void **state)
     assert_int_equal(f->errs.n, 16);
 }
 
+static bool has_warning(const fixture *f, const char *needle)
+{
+    for (size_t i = 0; i < f->cfg->n_warnings; i++)
+        if (strstr(f->cfg->warnings[i], needle))
+            return true;
+    return false;
+}
+
+/* Issue 14: a container's own max-buffer-size has an operator's ceiling; a
+ * journald source's streams are capped. */
+static void test_container_max_buffer_size_and_max_streams(void **state)
+{
+    fixture *f = *state;
+    load_ok(f, "[source d]\ntype = docker\ngroup = /g\nmax_buffer_size = 4m\n"
+               "[source e]\ntype = docker\ngroup = /g\ncontainer_max_buffer_size = 64m\n"
+               "[source j]\ntype = journald\ngroup = /g\nmax_streams = 25\n");
+    assert_int_equal(f->cfg->sources[0].container_max_buffer_size, 0); /* max_buffer_size */
+    assert_int_equal(f->cfg->sources[0].max_streams, 1000);
+    assert_int_equal(f->cfg->sources[1].container_max_buffer_size, 64 * 1024 * 1024);
+    assert_int_equal(f->cfg->sources[2].max_streams, 25);
+    load_fails(f, "[source d]\n"                     /* 1 */
+                  "type = docker\n"                  /* 2 */
+                  "group = /g\n"                     /* 3 */
+                  "container_max_buffer_size = 1k\n" /* 4 */
+                  "max_streams = 5\n"                /* 5 */
+                  "[source j]\n"                     /* 6 */
+                  "type = journald\n"                /* 7 */
+                  "group = /g\n"                     /* 8 */
+                  "max_streams = 0\n"                /* 9 */
+                  "container_max_buffer_size = 1m\n" /* 10 */
+                  "[source k]\n"                     /* 11 */
+                  "type = journald\n"                /* 12 */
+                  "group = /g\n"                     /* 13 */
+                  "max_streams = many\n");           /* 14 */
+    const char *p = f->main_path;
+    EXPECT_ERROR(f, p, 4, "[source d] container_max_buffer_size: ", "\"1k\"", "too small");
+    EXPECT_ERROR(f, p, 5, "[source d] max_streams: only valid for type = journald");
+    EXPECT_ERROR(f, p, 9,
+                 "[source j] max_streams: invalid value \"0\" (expected a number of "
+                 "streams, 1 to 1000000)");
+    EXPECT_ERROR(f, p, 10, "[source j] container_max_buffer_size: only valid for type = docker");
+    EXPECT_ERROR(f, p, 14, "[source k] max_streams: invalid value \"many\"");
+    assert_int_equal(f->errs.n, 5);
+}
+
+/* Issue 14: CONTAINER_NAME and COM_AMAZONAWS_ECS_* come from any local
+ * writer; names made of them without a _SYSTEMD_UNIT / _UID match warn. */
+static void test_journald_names_from_spoofable_fields_warn_without_a_writer_match(void **state)
+{
+    fixture *f = *state;
+    load_ok(f, "[source j]\n"                          /* 1 */
+               "type = journald\n"                     /* 2 */
+               "group = /ecs/{ecs_task_family}\n"      /* 3 */
+               "stream = {journal:CONTAINER_NAME}\n"); /* 4 */
+    assert_int_equal(f->cfg->n_warnings, 2);
+    _cleanup_free_ char *g = xasprintf("%s:3: [source j] group: warning: names use journal "
+                                       "fields that any local process can set",
+                                       f->main_path);
+    _cleanup_free_ char *st = xasprintf("%s:4: [source j] stream: warning:", f->main_path);
+    assert_true(has_warning(f, g));
+    assert_true(has_warning(f, st));
+    assert_true(has_warning(f, "add a match on _SYSTEMD_UNIT= or _UID="));
+    /* A writer match, as units or match, or names that no writer chooses: none. */
+    static const char *const quiet[] = {
+        "[source j]\ntype = journald\ngroup = /g\nstream = {container_name}\nunits = docker\n",
+        "[source j]\ntype = journald\ngroup = /g\nstream = {container_name}\n"
+        "match = _UID=0\n",
+        "[source j]\ntype = journald\ngroup = /g\nstream = {container_name}\n"
+        "match = _SYSTEMD_UNIT=docker.service\n",
+        "[source j]\ntype = journald\ngroup = /g\n", /* {journal:_SYSTEMD_UNIT} */
+        "[source d]\ntype = docker\ngroup = /g/{ecs_task_family}\n",
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(quiet); i++) {
+        load_ok(f, quiet[i]);
+        assert_int_equal(f->cfg->n_warnings, 0);
+    }
+}
+
 static void test_value_limits_accept_their_boundaries(void **state)
 {
     fixture *f = *state;
@@ -1082,6 +1160,8 @@ int main(void)
         cmocka_unit_test(test_source_type_names_round_trip),
         cmocka_unit_test(test_free_functions_accept_null_and_empty),
         T(test_journal_fields_follow_the_journals_rules),
+        T(test_container_max_buffer_size_and_max_streams),
+        T(test_journald_names_from_spoofable_fields_warn_without_a_writer_match),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

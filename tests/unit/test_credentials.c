@@ -721,7 +721,14 @@ static void test_ecs_full_uri_with_authorization_token(void **state)
     assert_true(k->expiration_ms > now_realtime_ms() + 3600 * 1000);
     assert_int_equal(op_count(&fx->f, "ecs:credentials"), 1);
     assert_int_equal(op_count(&fx->f, "imds:token"), 0);
-    assert_true(log_contains(fx->f.ecs_full_uri));
+    /* The endpoint is named by its host; the path is the task's credentials
+     * handle and never reaches the log. */
+    const char *path = strchr(fx->f.ecs_full_uri + strlen("http://"), '/');
+    assert_non_null(path);
+    _cleanup_free_ char *origin = xstrndup(fx->f.ecs_full_uri, (size_t)(path - fx->f.ecs_full_uri));
+    _cleanup_free_ char *named = xasprintf("from ecs (%s), expiring", origin);
+    assert_true(log_contains(named));
+    assert_false(log_contains(path));
     cenv_free(&ce);
     assert_no_secret_logged();
 }
@@ -770,18 +777,97 @@ static void test_ecs_wrong_token_gives_no_credentials_and_no_fallback(void **sta
     assert_no_secret_logged();
 }
 
-static void test_ecs_full_uri_over_http_to_a_foreign_host_is_refused(void **state)
+/* Refused before any request is made; the loop never runs here. */
+static void expect_ecs_url_refused(fixture *fx, const char *url, const char *logged)
 {
-    fixture *fx = *state;
-    /* Refused before any request is made; the loop never runs here. */
-    setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://192.0.2.10/v2/credentials", 1);
+    setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", url, 1);
     setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", ECS_TOKEN, 1);
     cenv ce = {0};
     cenv_start(&ce, fx->f.imds_endpoint);
     assert_int_equal(http_in_flight(ce.e.h), 0);
     assert_null(creds_current(ce.w.c));
-    assert_true(log_contains("must use https"));
+    assert_true(log_contains(logged));
     cenv_free(&ce);
+}
+
+static void test_ecs_full_uri_over_http_to_a_foreign_host_is_refused(void **state)
+{
+    expect_ecs_url_refused(*state, "http://192.0.2.10/v2/credentials", "must use https");
+}
+
+static void test_ecs_full_uri_with_octal_loopback_octets_is_refused(void **state)
+{
+    fixture *fx = *state;
+    /* "0127" is octal to libcurl: it would connect to 87.0.0.1 with the token. */
+    expect_ecs_url_refused(
+        fx, "http://0127.0.0.1/v2/credentials/x",
+        "ecs (http://87.0.0.1): AWS_CONTAINER_CREDENTIALS_FULL_URI must use https");
+    /* Loopback however it is written is allowed: 127.1 and 2130706433 are 127.0.0.1. */
+    static const char *const loopback[] = {"http://127.1/v2/c", "http://2130706433/v2/c",
+                                           "http://[0:0::1]/v2/c", "http://LocalHost/v2/c"};
+    for (size_t i = 0; i < ARRAY_SIZE(loopback); i++) {
+        setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", loopback[i], 1);
+        cenv ok = {0};
+        cenv_start(&ok, fx->f.imds_endpoint);
+        assert_int_equal(http_in_flight(ok.e.h), 1);
+        cenv_free(&ok);
+    }
+}
+
+typedef struct plain_answer {
+    bool done;
+    int transport_error;
+} plain_answer;
+
+static void on_plain_answer(const http_response *r, void *userdata)
+{
+    plain_answer *a = userdata;
+    a->done = true;
+    a->transport_error = r->transport_error;
+}
+
+static bool step_plain_answered(void *arg)
+{
+    return ((plain_answer *)arg)->done;
+}
+
+static void test_imds_and_ecs_requests_never_go_through_a_proxy(void **state)
+{
+    fixture *fx = *state;
+    /* A proxy that refuses every connection: credentials arrive only if the
+     * requests bypass it. */
+    setenv("http_proxy", "http://127.0.0.1:9", 1);
+    setenv("HTTP_PROXY", "http://127.0.0.1:9", 1);
+    setenv("ALL_PROXY", "http://127.0.0.1:9", 1);
+    cenv ce = {0};
+    cenv_start(&ce, fx->f.imds_endpoint);
+    assert_true(run(ce.e.l, step_changed, &ce.w, 5000));
+    assert_string_equal(ce.w.provider, "imds");
+    cenv_free(&ce);
+
+    setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", fx->f.ecs_full_uri, 1);
+    setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", ECS_TOKEN, 1);
+    remember_secret(ECS_TOKEN);
+    cenv ecs = {0};
+    cenv_start(&ecs, fx->f.imds_endpoint);
+    assert_true(run(ecs.e.l, step_changed, &ecs.w, 5000));
+    assert_string_equal(ecs.w.provider, "ecs");
+    cenv_free(&ecs);
+    assert_no_secret_logged();
+
+    /* The proxy is real to other requests: without `secret` a request goes to it. */
+    cenv other = {0};
+    cenv_start(&other, fx->f.imds_endpoint);
+    _cleanup_free_ char *url = xasprintf("%s/latest/api/token", fx->f.imds_endpoint);
+    http_request req = {.method = "PUT", .url = url};
+    plain_answer answer = {0};
+    assert_non_null(http_send(other.e.h, &req, on_plain_answer, &answer));
+    assert_true(run(other.e.l, step_plain_answered, &answer, 5000));
+    assert_int_equal(answer.transport_error, CURLE_COULDNT_CONNECT); /* the proxy at port 9 */
+    cenv_free(&other);
+    unsetenv("http_proxy");
+    unsetenv("HTTP_PROXY");
+    unsetenv("ALL_PROXY");
 }
 
 static void test_instance_role_credentials_from_imds(void **state)
@@ -1056,6 +1142,8 @@ int main(void)
         T(test_ecs_token_file_wins_over_token_variable),
         T(test_ecs_wrong_token_gives_no_credentials_and_no_fallback),
         T(test_ecs_full_uri_over_http_to_a_foreign_host_is_refused),
+        T(test_ecs_full_uri_with_octal_loopback_octets_is_refused),
+        T(test_imds_and_ecs_requests_never_go_through_a_proxy),
         T(test_instance_role_credentials_from_imds),
         T(test_short_lived_credentials_are_replaced_before_they_expire),
         T(test_imds_outage_during_refresh_keeps_valid_credentials_and_recovers),

@@ -1,12 +1,15 @@
 /* test_loop.c: the event loop's timers (a heap, no descriptor each): order,
  * periods, re-arming, disarming and freeing from callbacks, timers outliving
- * their loop, and thousands of timers under a small descriptor limit. */
+ * their loop, and thousands of timers under a small descriptor limit; deferred
+ * calls that queue themselves again. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <dirent.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 

@@ -290,6 +290,60 @@ static void test_corrupt_lines_are_skipped_and_passed_by_the_checkpoint(void **s
     buf_free(&out);
 }
 
+/* /proc/self/status says it is empty and returns a page: taken as truncated
+ * at each end, it was read again forever (millions of duplicates a second). */
+static void test_a_file_that_reads_past_its_size_is_read_once_not_in_a_loop(void **state)
+{
+    fixture *fx = *state;
+    fx->sc.type = SOURCE_FILE;
+    fx->s = source_new(fx->a, &fx->sc);
+    int fd = open("/proc/self/status", O_RDONLY);
+    assert_true(fd >= 0);
+    struct stat st;
+    assert_int_equal(fstat(fd, &st), 0);
+    assert_int_equal(st.st_size, 0);
+    fx->f = tail_new(fx->s, "/proc/self/status", fd, &st);
+    tail_seek(fx->f, 0);
+    buf out = {0};
+    size_t first = 0, later = 0;
+    for (int i = 0; i < 5; i++) { /* what source_pump does at each end of the file */
+        assert_int_equal(tail_read(fx->f, 1 << 20), 0);
+        tail_check_rotation(fx->f);
+        out.len = 0;
+        size_t n = drain(fx, &out);
+        if (i == 0)
+            first = n;
+        else
+            later += n;
+    }
+    assert_true(first > 5);
+    assert_int_equal(later, 0);
+    assert_true(fx->f->size_untrusted);
+    assert_int_equal(fx->f->state, TAIL_ACTIVE);
+    buf_free(&out);
+}
+
+/* A real truncation is still one: copy-truncate reads the file again. */
+static void test_a_truncated_file_is_read_again_from_its_start(void **state)
+{
+    fixture *fx = *state;
+    fx->sc.type = SOURCE_FILE;
+    write_file(fx, "one\ntwo\n");
+    open_tail(fx);
+    buf out = {0};
+    assert_int_equal(tail_read(fx->f, 1 << 20), 0);
+    assert_int_equal(drain(fx, &out), 2);
+    assert_int_equal(truncate(fx->path, 0), 0);
+    write_file(fx, "3\n");
+    tail_check_rotation(fx->f);
+    assert_int_equal(tail_read(fx->f, 1 << 20), 0);
+    out.len = 0;
+    assert_int_equal(drain(fx, &out), 1);
+    assert_string_equal(out.data, "3|");
+    assert_false(fx->f->size_untrusted);
+    buf_free(&out);
+}
+
 int main(void)
 {
     log_set_level(LOG_LEVEL_ERROR);
@@ -302,12 +356,16 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_drop_oldest_keeps_the_newest_and_counts_every_drop,
                                         setup, teardown),
-        cmocka_unit_test_setup_teardown(
-            test_drop_newest_keeps_the_oldest_and_holds_the_checkpoint, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drop_newest_keeps_the_oldest_and_holds_the_checkpoint,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_line_over_the_event_limit_is_split_and_resumes_whole,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_lines_are_skipped_and_passed_by_the_checkpoint,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(
-            test_corrupt_lines_are_skipped_and_passed_by_the_checkpoint, setup, teardown),
+            test_a_file_that_reads_past_its_size_is_read_once_not_in_a_loop, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_truncated_file_is_read_again_from_its_start, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
