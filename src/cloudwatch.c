@@ -175,8 +175,35 @@ void cw_body_put_end(buf *b)
 
 void cw_body_create_group(buf *b, const char *group)
 {
-    assert(b && group);
+    cw_body_create_group_with(b, group, &(cw_group_settings){0});
+}
+
+void cw_body_create_group_with(buf *b, const char *group, const cw_group_settings *g)
+{
+    assert(b && group && g);
     append_group(b, group);
+    if (g->group_class) {
+        append_lit(b, ",\"logGroupClass\":");
+        append_string(b, g->group_class);
+    }
+    if (g->kms_key_id) {
+        append_lit(b, ",\"kmsKeyId\":");
+        append_string(b, g->kms_key_id);
+    }
+    if (g->n_tags) {
+        append_lit(b, ",\"tags\":{");
+        for (size_t i = 0; i < g->n_tags; i++) {
+            const char *eq = strchr(g->tags[i], '=');
+            assert(eq);
+            _cleanup_free_ char *key = xstrndup(g->tags[i], (size_t)(eq - g->tags[i]));
+            if (i)
+                buf_appendc(b, ',');
+            append_string(b, key);
+            buf_appendc(b, ':');
+            append_string(b, eq + 1);
+        }
+        buf_appendc(b, '}');
+    }
     buf_appendc(b, '}');
 }
 

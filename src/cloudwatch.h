@@ -62,6 +62,14 @@ void cw_body_put_begin(buf *b, const char *group, const char *stream);
 void cw_body_put_event(buf *b, bool first, int64_t timestamp_ms, const char *esc, size_t esc_len);
 void cw_body_put_end(buf *b);
 void cw_body_create_group(buf *b, const char *group);
+/* What CreateLogGroup can set only when a group is created. */
+typedef struct cw_group_settings {
+    const char *group_class; /* logGroupClass, NULL: the service's default */
+    const char *kms_key_id;  /* kmsKeyId (a key ARN), NULL: none */
+    char *const *tags;       /* "key=value" each */
+    size_t n_tags;
+} cw_group_settings;
+void cw_body_create_group_with(buf *b, const char *group, const cw_group_settings *g);
 void cw_body_create_stream(buf *b, const char *group, const char *stream);
 void cw_body_retention(buf *b, const char *group, int days);
 

@@ -186,6 +186,26 @@ static void test_create_and_retention_bodies_hold_exactly_their_fields(void **st
     assert_string_equal(str_member(root, "logGroupName"), TRICKY_GROUP);
     json_decref(root);
 
+    /* Class, key and tags, tags with characters JSON escapes. */
+    char *tags[] = {"team=payments", "cost center=42", "note=a \"quoted\" ü=x", "empty="};
+    cw_group_settings gs = {.group_class = "INFREQUENT_ACCESS",
+                            .kms_key_id = "arn:aws:kms:us-east-1:123456789012:key/1234abcd",
+                            .tags = tags, .n_tags = ARRAY_SIZE(tags)};
+    b.len = 0;
+    cw_body_create_group_with(&b, TRICKY_GROUP, &gs);
+    root = decode(&b);
+    assert_int_equal(json_object_size(root), 4);
+    assert_string_equal(str_member(root, "logGroupName"), TRICKY_GROUP);
+    assert_string_equal(str_member(root, "logGroupClass"), "INFREQUENT_ACCESS");
+    assert_string_equal(str_member(root, "kmsKeyId"), gs.kms_key_id);
+    json_t *t = json_object_get(root, "tags");
+    assert_int_equal(json_object_size(t), 4);
+    assert_string_equal(str_member(t, "team"), "payments");
+    assert_string_equal(str_member(t, "cost center"), "42");
+    assert_string_equal(str_member(t, "note"), "a \"quoted\" ü=x");
+    assert_string_equal(str_member(t, "empty"), "");
+    json_decref(root);
+
     b.len = 0;
     cw_body_create_stream(&b, TRICKY_GROUP, TRICKY_STREAM);
     root = decode(&b);
