@@ -83,7 +83,6 @@ void pacer_ok(pacer *p, int64_t sent_ms, int64_t now)
     (void)sent_ms;
     (void)now;
     p->ok++;
-    p->streak = 0;
     if (p->rate > 0)
         p->rate = MIN(p->pp.max_rate, p->rate * (1 + p->pp.grow));
 }
@@ -100,12 +99,7 @@ void pacer_throttled(pacer *p, int64_t sent_ms, int64_t now)
         double measured = (double)MAX(p->prev_win_sent, p->win_sent);
         p->rate = MAX(measured, p->pp.min_rate);
     }
-    /* Throttled again before the first success: the fleet around is larger
-     * than the last cut assumed; cut deeper each time (cut, cut^2, cut^3). */
     double f = p->pp.cut;
-    for (unsigned i = 0; p->ok == 0 && i < MIN(p->streak, 2u); i++)
-        f *= p->pp.cut;
-    p->streak++;
     p->rate = MAX(p->pp.min_rate, p->rate * f);
     p->cut_ms = now;
     p->cuts++;

@@ -29,7 +29,6 @@ typedef struct pacer {
     int64_t throttle_ms;  /* when the last throttle arrived */
     int64_t win_ms;       /* start of the current one-second window */
     uint32_t win_sent, prev_win_sent;
-    unsigned streak;      /* cuts since the last success */
     bool started;
     uint64_t rng;
     uint64_t sent, ok, throttled, cuts;

@@ -90,15 +90,15 @@ static const char *const lane_op[LANES] = {
 
 /* Create operations start slow and grow with each success (a fleet that
  * starts together must not open with a burst); puts go unpaced until the
- * first throttle. A throttle halves the rate (deeper while none has
- * succeeded yet); an hour without one forgets it. The floor, one request per
- * 50 s, keeps every stream moving however large the fleet. */
+ * first throttle. A throttle halves the rate; an hour without one forgets
+ * it. The floor, one request per 20 s, keeps every stream moving however
+ * large the fleet (deeper cuts starved some agents' streams for minutes). */
 static const pacer_params lane_params[LANES] = {
-    [LANE_GROUP] = {.start_rate = 1, .min_rate = 0.02, .max_rate = 50, .cut = 0.5, .grow = 0.2,
+    [LANE_GROUP] = {.start_rate = 1, .min_rate = 0.05, .max_rate = 50, .cut = 0.5, .grow = 0.2,
                     .first_jitter = true, .forget_ms = 3600 * 1000},
-    [LANE_STREAM] = {.start_rate = 1, .min_rate = 0.02, .max_rate = 500, .cut = 0.5, .grow = 0.2,
+    [LANE_STREAM] = {.start_rate = 1, .min_rate = 0.05, .max_rate = 500, .cut = 0.5, .grow = 0.2,
                      .first_jitter = true, .forget_ms = 3600 * 1000},
-    [LANE_RETENTION] = {.start_rate = 1, .min_rate = 0.02, .max_rate = 50, .cut = 0.5,
+    [LANE_RETENTION] = {.start_rate = 1, .min_rate = 0.05, .max_rate = 50, .cut = 0.5,
                         .grow = 0.2, .first_jitter = true, .forget_ms = 3600 * 1000},
     [LANE_PUT] = {.start_rate = 0, .min_rate = 0.1, .max_rate = 10000, .cut = 0.5, .grow = 0.05,
                   .forget_ms = 3600 * 1000},
@@ -873,7 +873,9 @@ static void start_create_stream(upstream *s)
     s->step = STEP_CREATE_STREAM;
     s->req.len = 0;
     cw_body_create_stream(&s->req, s->group, s->stream);
-    paced_send(s, LANE_STREAM, &s->req, create_stream_done, false);
+    /* The group's prober goes first: every other stream of the group waits
+     * for its answer. */
+    paced_send(s, LANE_STREAM, &s->req, create_stream_done, g->prober == s);
 }
 
 /* Ask again in a while whether the group exists, as its prober. */
