@@ -48,6 +48,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, ".."))
 from harness import Container  # noqa: E402
 from fake_aws import FakeAWSProcess  # noqa: E402
+from soak import default_bin  # noqa: E402
 
 # AWS's quotas in the large regions divided by 5, as in issue 12.
 DEFAULT_QUOTAS = {"CreateLogStream": 10.0, "CreateLogGroup": 1.0, "PutRetentionPolicy": 1.0,
@@ -158,10 +159,6 @@ start_at = beginning
            flush=p.flush_interval, retention=p.retention_days)
     with open(path, "w") as f:
         f.write(text)
-
-
-def default_bin():
-    return os.environ.get("CWLOGD_BIN") or os.path.join(HERE, "..", "..", "build", "cwlogd")
 
 
 def run_fleet(p):
