@@ -146,6 +146,7 @@ typedef struct upstream {
     ugroup *grp;           /* its log group's entry (owned by the uploader) */
     bool group_wait;       /* waits until another stream learns about the group */
     bool queued;           /* waits in a lane for a slot */
+    bool probing;          /* will ask again whether its group exists */
     struct upstream *lane_next;
     lane_id lane;
     const buf *lane_body;
@@ -863,6 +864,7 @@ static void create_stream_done(cw_result r, const cw_error *err, const char *bod
 static void start_create_stream(upstream *s)
 {
     ugroup *g = s->grp;
+    s->probing = false;
     if ((g->state == GROUP_MISSING || g->state == GROUP_CREATING) && g->prober != s) {
         /* Another stream finds out about the group; this one waits. */
         s->group_wait = true;
@@ -882,6 +884,7 @@ static void start_create_stream(upstream *s)
 static void probe_group_later(upstream *s, uint64_t min_ms, uint64_t max_ms)
 {
     s->busy = true;
+    s->probing = true;
     s->step = STEP_CREATE_GROUP;
     if (!s->retry)
         s->retry = loop_timer_new(s->u->a->loop, retry_cb, s);
@@ -1227,8 +1230,10 @@ static size_t uploader_in_flight(const output *o)
 {
     const uploader *u = (const uploader *)o;
     size_t n = 0;
+    /* Requests waiting for their pace, or for their group to be settled,
+     * are on their way too: stopping waits for them. */
     for (const upstream *s = u->all; s; s = s->next)
-        n += s->call != NULL;
+        n += s->call || s->queued || s->group_wait || s->probing;
     return n;
 }
 
