@@ -343,7 +343,7 @@ static bool is_clock_error(const char *type, const char *msg)
 
 static cw_result classify_type(const char *type, const char *msg, cw_error *err)
 {
-    static const char *const retry[] = {
+    static const char *const throttled[] = {
         "ThrottlingException",
         "Throttling",
         "ThrottledException",
@@ -351,6 +351,9 @@ static cw_result classify_type(const char *type, const char *msg, cw_error *err)
         "RequestThrottled",
         "RequestThrottledException",
         "RequestLimitExceeded",
+        NULL,
+    };
+    static const char *const retry[] = {
         "LimitExceededException",
         "ServiceUnavailableException",
         "ServiceUnavailable",
@@ -398,6 +401,10 @@ static cw_result classify_type(const char *type, const char *msg, cw_error *err)
 
     if (is_clock_error(type, msg))
         return CW_CLOCK;
+    if (type_is(type, throttled)) {
+        err->throttled = true;
+        return CW_RETRY;
+    }
     if (type_is(type, retry))
         return CW_RETRY;
     if (type_is(type, auth))
@@ -483,6 +490,8 @@ cw_result cw_classify(const http_response *r, cw_error *err)
      * balancer) pass with time even when the body is not AWS's. */
     if (k == CW_UNEXPECTED && (r->status == 429 || r->status == 408))
         k = CW_RETRY;
+    if (r->status == 429 && k == CW_RETRY)
+        err->throttled = true;
     if (k == CW_UNEXPECTED && !err->message[0])
         snprintf(err->message, sizeof(err->message), "HTTP %ld without a known AWS error",
                  r->status);

@@ -40,6 +40,9 @@ typedef struct cw_error {
     char type[96];     /* AWS __type without its namespace prefix, e.g. "ThrottlingException" */
     char message[512]; /* the service's message, or the transport error */
     uint64_t limit;    /* for CW_EVENT_TOO_LARGE */
+    bool throttled;    /* CW_RETRY because the service is over a rate quota
+                        * (ThrottlingException and kin, HTTP 429): pace, do not
+                        * just retry */
     char request_id[80];
 } cw_error;
 

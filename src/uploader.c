@@ -10,6 +10,7 @@
 #include "agent.h"
 #include "control.h"
 #include "jsonstr.h"
+#include "pacer.h"
 #include "source.h"
 
 #define BACKOFF_BASE_MS 250
@@ -35,6 +36,12 @@
  * still knows it exists. */
 #define STREAM_IDLE_MS (10 * 60 * 1000)
 #define STREAM_SWEEP_MS (60 * 1000)
+/* A stream that finds its log group missing asks again (CreateLogStream)
+ * after a random delay in this range before creating the group itself:
+ * agents started together then mostly find the group another one made,
+ * instead of all calling CreateLogGroup (the scarcest quota, 5/s). */
+#define GROUP_PROBE_MIN_MS 300
+#define GROUP_PROBE_MAX_MS 1500
 
 typedef struct ev {
     int64_t ts;
@@ -70,6 +77,56 @@ typedef enum stream_step {
     STEP_PUT,
 } stream_step;
 
+/* The operations paced apart: each has its own quota, so a throttled
+ * CreateLogStream never slows the puts of streams that exist. */
+typedef enum lane_id { LANE_GROUP, LANE_STREAM, LANE_RETENTION, LANE_PUT, LANES } lane_id;
+
+static const char *const lane_op[LANES] = {
+    [LANE_GROUP] = "CreateLogGroup",
+    [LANE_STREAM] = "CreateLogStream",
+    [LANE_RETENTION] = "PutRetentionPolicy",
+    [LANE_PUT] = "PutLogEvents",
+};
+
+/* Create operations start slow and grow with each success (a fleet that
+ * starts together must not open with a burst); puts go unpaced until the
+ * first throttle. A throttle halves the rate; an hour without one forgets
+ * it. The floor, one request per 20 s, keeps every stream moving however
+ * large the fleet (deeper cuts starved some agents' streams for minutes). */
+static const pacer_params lane_params[LANES] = {
+    [LANE_GROUP] = {.start_rate = 1, .min_rate = 0.05, .max_rate = 50, .cut = 0.5, .grow = 0.2,
+                    .first_jitter = true, .forget_ms = 3600 * 1000},
+    [LANE_STREAM] = {.start_rate = 1, .min_rate = 0.05, .max_rate = 500, .cut = 0.5, .grow = 0.2,
+                     .first_jitter = true, .forget_ms = 3600 * 1000},
+    [LANE_RETENTION] = {.start_rate = 1, .min_rate = 0.05, .max_rate = 50, .cut = 0.5,
+                        .grow = 0.2, .first_jitter = true, .forget_ms = 3600 * 1000},
+    [LANE_PUT] = {.start_rate = 0, .min_rate = 0.1, .max_rate = 10000, .cut = 0.5, .grow = 0.05,
+                  .forget_ms = 3600 * 1000},
+};
+
+struct upstream;
+
+typedef struct lane {
+    pacer p;
+    loop_timer *timer;
+    struct upstream *head, *tail; /* streams waiting for a slot, in order */
+} lane;
+
+/* What this agent knows of a log group. */
+typedef enum group_state {
+    GROUP_UNKNOWN,  /* nothing yet: its streams try CreateLogStream */
+    GROUP_EXISTS,   /* created, already there, or a stream was created in it */
+    GROUP_MISSING,  /* a CreateLogStream said it does not exist: one stream probes again */
+    GROUP_CREATING, /* the probing stream is creating it */
+} group_state;
+
+typedef struct ugroup {
+    struct ugroup *next;
+    group_state state;
+    struct upstream *prober; /* the one stream that probes or creates it */
+    bool probed;             /* the prober already asked again: next, create */
+} ugroup;
+
 typedef struct upstream {
     struct uploader *u;
     struct upstream *next;
@@ -86,6 +143,15 @@ typedef struct upstream {
     cw_call *call;
     loop_timer *retry;
     buf req;               /* body of a create/retention request */
+    ugroup *grp;           /* its log group's entry (owned by the uploader) */
+    bool group_wait;       /* waits until another stream learns about the group */
+    bool queued;           /* waits in a lane for a slot */
+    bool probing;          /* will ask again whether its group exists */
+    struct upstream *lane_next;
+    lane_id lane;
+    const buf *lane_body;
+    cw_done_fn lane_fn;
+    int64_t sent_ms;       /* when its request in flight was sent */
     log_ratelimit rl;
     uint64_t sent, failures;
     char last_error[240];
@@ -106,6 +172,10 @@ typedef struct uploader {
     unsigned slabs, slabs_used;
     uint64_t max_event;
     log_ratelimit rl_body; /* answers that are not the expected JSON */
+    log_ratelimit rl_throttle;
+    lane lanes[LANES];
+    smap groups;           /* group name -> ugroup */
+    ugroup *groups_all;
     uploader_stats st;
 } uploader;
 
@@ -331,6 +401,15 @@ static upstream *stream_for(uploader *u, tailfile *f)
         s->fill = batch_new();
         s->rl = (log_ratelimit){.interval_ms = 60000, .burst = 3};
         s->known = u->a->cp && checkpoint_stream_known(u->a->cp, s->group, s->stream);
+        s->grp = smap_get(&u->groups, s->group);
+        if (!s->grp) {
+            s->grp = xcalloc(1, sizeof *s->grp);
+            s->grp->next = u->groups_all;
+            u->groups_all = s->grp;
+            smap_put(&u->groups, s->group, s->grp);
+        }
+        if (s->known)
+            s->grp->state = GROUP_EXISTS;
         s->used_ms = now_monotonic_ms();
         s->next = u->all;
         u->all = s;
@@ -341,8 +420,14 @@ static upstream *stream_for(uploader *u, tailfile *f)
     return s;
 }
 
+static void lane_remove(upstream *s);
+static void group_settle(uploader *u, ugroup *g, group_state state);
+
 static void stream_free(upstream *s)
 {
+    lane_remove(s);
+    if (s->grp && s->grp->prober == s)
+        group_settle(s->u, s->grp, GROUP_UNKNOWN); /* another stream takes over */
     cw_cancel(s->call);
     loop_timer_free(s->retry);
     batch_free(s->u, s->fill);
@@ -635,15 +720,187 @@ static int send_op(upstream *s, const char *op, const buf *body, cw_done_fn fn)
     return 0;
 }
 
+/* ---- pacing: one lane per operation, shared by every stream ---- */
+
+static void lane_pump(uploader *u, lane_id id)
+{
+    lane *l = &u->lanes[id];
+    while (l->head) {
+        int64_t now = now_monotonic_ms();
+        int64_t wait = pacer_wait(&l->p, now);
+        if (wait > 0) {
+            loop_timer_arm(l->timer, (uint64_t)wait, 0);
+            return;
+        }
+        upstream *s = l->head;
+        l->head = s->lane_next;
+        if (!l->head)
+            l->tail = NULL;
+        s->lane_next = NULL;
+        s->queued = false;
+        s->sent_ms = now;
+        if (send_op(s, lane_op[id], s->lane_body, s->lane_fn) == 0)
+            pacer_sent(&l->p, now);
+    }
+}
+
+static void lane_cb(loop *lp, void *userdata)
+{
+    lane *l = userdata;
+    uploader *u = l->head ? l->head->u : NULL;
+    if (u)
+        lane_pump(u, (lane_id)(l - u->lanes));
+}
+
+/* Send op when its lane has a slot: now, or in order after the streams
+ * already waiting. A throttled request goes back to the front. */
+static void paced_send(upstream *s, lane_id id, const buf *body, cw_done_fn fn, bool front)
+{
+    uploader *u = s->u;
+    lane *l = &u->lanes[id];
+    s->busy = true;
+    s->queued = true;
+    s->lane = id;
+    s->lane_body = body;
+    s->lane_fn = fn;
+    if (front) {
+        s->lane_next = l->head;
+        l->head = s;
+        if (!l->tail)
+            l->tail = s;
+    } else {
+        s->lane_next = NULL;
+        if (l->tail)
+            l->tail->lane_next = s;
+        else
+            l->head = s;
+        l->tail = s;
+    }
+    if (l->head == s)
+        lane_pump(u, id);
+}
+
+static void lane_remove(upstream *s)
+{
+    if (!s->queued)
+        return;
+    lane *l = &s->u->lanes[s->lane];
+    upstream *prev = NULL;
+    for (upstream *x = l->head; x; prev = x, x = x->lane_next) {
+        if (x != s)
+            continue;
+        if (prev)
+            prev->lane_next = s->lane_next;
+        else
+            l->head = s->lane_next;
+        if (l->tail == s)
+            l->tail = prev;
+        break;
+    }
+    s->queued = false;
+    s->lane_next = NULL;
+}
+
+/* Tell the lane how the request ended. true: it was throttled and waits in
+ * its lane again; the caller has nothing more to do. */
+static bool paced_answer(upstream *s, lane_id id, cw_result r, const cw_error *err)
+{
+    uploader *u = s->u;
+    lane *l = &u->lanes[id];
+    int64_t now = now_monotonic_ms();
+    if (r == CW_RETRY && err->throttled) {
+        pacer_throttled(&l->p, s->sent_ms, now);
+        u->st.retries++;
+        u->st.throttled++;
+        s->failures++;
+        snprintf(s->last_error, sizeof s->last_error, "%s: %.60s: %.140s", lane_op[id], err->type,
+                 err->message);
+        uint64_t suppressed;
+        if (log_ratelimit_ok(&u->rl_throttle, &suppressed))
+            log_info("cloudwatch: %s throttled (%s: %s): pacing it at %.2f requests/s%s",
+                     lane_op[id], err->type, err->message, l->p.rate,
+                     suppressed ? " (more throttles not logged)" : "");
+        if (u->a->stopping) {
+            schedule_retry(s, BACKOFF_BASE_MS, BACKOFF_CAP_MS); /* drops it while stopping */
+            return true;
+        }
+        paced_send(s, id, s->lane_body, s->lane_fn, true);
+        return true;
+    }
+    /* An answer from the service, whatever it says, is not a throttle: the
+     * quota had room. Transport errors and 5xx say nothing about it. */
+    if (err->status >= 200 && err->status < 500 && r != CW_RETRY)
+        pacer_ok(&l->p, s->sent_ms, now);
+    return false;
+}
+
+/* ---- groups: learnt once per agent, created by one stream ---- */
+
+static void release_group_waiters(loop *lp, void *userdata)
+{
+    uploader *u = userdata;
+    for (upstream *s = u->all; s; s = s->next) {
+        if (!s->group_wait || s->grp->state == GROUP_MISSING || s->grp->state == GROUP_CREATING)
+            continue;
+        s->group_wait = false;
+        s->busy = false;
+        send_next(s);
+    }
+}
+
+/* The group's question is settled (it exists, or the stream asking is
+ * gone): streams that waited on it go on. */
+static void group_settle(uploader *u, ugroup *g, group_state state)
+{
+    g->state = state;
+    g->prober = NULL;
+    g->probed = false;
+    loop_defer(u->a->loop, release_group_waiters, u);
+}
+
 static void create_stream_done(cw_result r, const cw_error *err, const char *body, size_t len,
                                void *ud);
 
 static void start_create_stream(upstream *s)
 {
+    ugroup *g = s->grp;
+    s->probing = false;
+    if ((g->state == GROUP_MISSING || g->state == GROUP_CREATING) && g->prober != s) {
+        /* Another stream finds out about the group; this one waits. */
+        s->group_wait = true;
+        s->busy = true;
+        s->step = STEP_CREATE_STREAM;
+        return;
+    }
     s->step = STEP_CREATE_STREAM;
     s->req.len = 0;
     cw_body_create_stream(&s->req, s->group, s->stream);
-    send_op(s, "CreateLogStream", &s->req, create_stream_done);
+    /* The group's prober goes first: every other stream of the group waits
+     * for its answer. */
+    paced_send(s, LANE_STREAM, &s->req, create_stream_done, g->prober == s);
+}
+
+/* Ask again in a while whether the group exists, as its prober. */
+static void probe_group_later(upstream *s, uint64_t min_ms, uint64_t max_ms)
+{
+    s->busy = true;
+    s->probing = true;
+    s->step = STEP_CREATE_GROUP;
+    if (!s->retry)
+        s->retry = loop_timer_new(s->u->a->loop, retry_cb, s);
+    loop_timer_arm(s->retry, min_ms + (uint64_t)random() % (max_ms - min_ms + 1), 0);
+}
+
+static void create_group_done(cw_result r, const cw_error *err, const char *body, size_t len,
+                              void *ud);
+
+static void start_create_group(upstream *s)
+{
+    s->grp->state = GROUP_CREATING;
+    s->step = STEP_CREATE_GROUP;
+    s->req.len = 0;
+    cw_body_create_group(&s->req, s->group);
+    paced_send(s, LANE_GROUP, &s->req, create_group_done, false);
 }
 
 static void retention_done(cw_result r, const cw_error *err, const char *body, size_t len,
@@ -651,9 +908,12 @@ static void retention_done(cw_result r, const cw_error *err, const char *body, s
 {
     upstream *s = ud;
     s->call = NULL;
+    if (paced_answer(s, LANE_RETENTION, r, err))
+        return;
     if (r != CW_OK)
         log_warning("cloudwatch: cannot set retention of %s to %d days: %s", s->group,
                     s->u->a->cfg->retention_days, err->message[0] ? err->message : cw_strerror(r));
+    group_settle(s->u, s->grp, GROUP_EXISTS);
     start_create_stream(s);
 }
 
@@ -662,23 +922,29 @@ static void create_group_done(cw_result r, const cw_error *err, const char *body
 {
     upstream *s = ud;
     s->call = NULL;
+    if (paced_answer(s, LANE_GROUP, r, err))
+        return;
     if (r == CW_OK && s->u->a->cfg->retention_days > 0) {
         log_info("cloudwatch: created log group %s", s->group);
         s->step = STEP_RETENTION;
         s->req.len = 0;
         cw_body_retention(&s->req, s->group, s->u->a->cfg->retention_days);
-        send_op(s, "PutRetentionPolicy", &s->req, retention_done);
+        paced_send(s, LANE_RETENTION, &s->req, retention_done, false);
         return;
     }
     if (r == CW_OK || r == CW_ALREADY_EXISTS) {
         if (r == CW_OK)
             log_info("cloudwatch: created log group %s", s->group);
+        group_settle(s->u, s->grp, GROUP_EXISTS);
         start_create_stream(s);
         return;
     }
     if (r == CW_AUTH)
         creds_invalidate(s->u->a->creds);
     log_failure(s, "CreateLogGroup", err);
+    /* Still the prober: its retry asks CreateLogStream first again. */
+    s->grp->state = GROUP_MISSING;
+    s->grp->probed = false;
     s->step = STEP_IDLE;
     schedule_retry(s, r == CW_DENIED ? DENIED_BASE_MS : BACKOFF_BASE_MS,
                    r == CW_DENIED ? DENIED_CAP_MS : BACKOFF_CAP_MS);
@@ -688,9 +954,14 @@ static void create_stream_done(cw_result r, const cw_error *err, const char *bod
                                void *ud)
 {
     upstream *s = ud;
+    ugroup *g = s->grp;
     s->call = NULL;
+    if (paced_answer(s, LANE_STREAM, r, err))
+        return;
     if (r == CW_OK || r == CW_ALREADY_EXISTS) {
         s->known = true;
+        if (g->state != GROUP_EXISTS)
+            group_settle(s->u, g, GROUP_EXISTS);
         if (s->u->a->cp)
             checkpoint_put_stream(s->u->a->cp, s->group, s->stream);
         start_put(s);
@@ -698,10 +969,20 @@ static void create_stream_done(cw_result r, const cw_error *err, const char *bod
     }
     if (r == CW_NOT_FOUND) {
         if (s->u->a->cfg->create_group) {
-            s->step = STEP_CREATE_GROUP;
-            s->req.len = 0;
-            cw_body_create_group(&s->req, s->group);
-            send_op(s, "CreateLogGroup", &s->req, create_group_done);
+            if (g->prober && g->prober != s) {
+                /* Sent before another stream found the group missing. */
+                s->busy = false;
+                start_create_stream(s);
+                return;
+            }
+            if (g->prober == s && g->probed) {
+                start_create_group(s);
+                return;
+            }
+            g->state = GROUP_MISSING;
+            g->prober = s;
+            g->probed = true;
+            probe_group_later(s, GROUP_PROBE_MIN_MS, GROUP_PROBE_MAX_MS);
             return;
         }
         uint64_t suppressed;
@@ -724,7 +1005,7 @@ static void start_put(upstream *s)
     batch *b = s->queue;
     s->step = STEP_PUT;
     finish_body(s, b);
-    send_op(s, "PutLogEvents", &b->body, put_done);
+    paced_send(s, LANE_PUT, &b->body, put_done, false);
 }
 
 static void send_next(upstream *s)
@@ -848,6 +1129,8 @@ static void put_done(cw_result r, const cw_error *err, const char *body, size_t 
     uploader *u = s->u;
     batch *b = s->queue;
     s->call = NULL;
+    if (paced_answer(s, LANE_PUT, r, err))
+        return;
     switch (r) {
     case CW_OK: {
         cw_put_result pr;
@@ -951,8 +1234,10 @@ static size_t uploader_in_flight(const output *o)
 {
     const uploader *u = (const uploader *)o;
     size_t n = 0;
+    /* Requests waiting for their pace, or for their group to be settled,
+     * are on their way too: stopping waits for them. */
     for (const upstream *s = u->all; s; s = s->next)
-        n += s->call != NULL;
+        n += s->call || s->queued || s->group_wait || s->probing;
     return n;
 }
 
@@ -979,6 +1264,10 @@ static const char *step_name(const upstream *s)
                                         [STEP_PUT] = "sending"};
     if (s->waiting)
         return "waiting for credentials/region";
+    if (s->group_wait)
+        return "waiting for its log group";
+    if (s->queued)
+        return s->lane == LANE_PUT ? "paced (sending)" : "paced (creating)";
     if (s->busy && !s->call)
         return "retrying";
     return names[s->step];
@@ -994,6 +1283,17 @@ static void uploader_report(const output *o, buf *b, bool prometheus)
                    (unsigned long long)u->st.streams, (unsigned long long)u->st.requests, (unsigned long long)u->st.retries,
                    (unsigned long long)u->st.events_sent, (unsigned long long)u->st.rejected,
                    (unsigned long long)u->st.markers);
+        for (int i = 0; i < LANES; i++) {
+            const pacer *p = &u->lanes[i].p;
+            if (!p->sent)
+                continue;
+            buf_printf(b, "  %-18s %llu sent, %llu throttled, ", lane_op[i],
+                       (unsigned long long)p->sent, (unsigned long long)p->throttled);
+            if (p->rate > 0)
+                buf_printf(b, "paced at %.2f/s\n", p->rate);
+            else
+                buf_printf(b, "not paced\n");
+        }
         buf_printf(b, "  %-32s %8s %10s %10s  %s\n", "STATE", "QUEUED", "SENT", "FAILURES",
                    "GROUP / STREAM");
         for (const upstream *s = u->all; s; s = s->next) {
@@ -1013,6 +1313,15 @@ static void uploader_report(const output *o, buf *b, bool prometheus)
                   "# HELP cwlogd_retries_total Requests retried after a failure.\n"
                   "# TYPE cwlogd_retries_total counter\ncwlogd_retries_total %llu\n",
                (unsigned long long)u->st.requests, (unsigned long long)u->st.retries);
+    buf_printf(b, "# HELP cwlogd_throttled_total Requests the service throttled, per operation.\n"
+                  "# TYPE cwlogd_throttled_total counter\n");
+    for (int i = 0; i < LANES; i++)
+        buf_printf(b, "cwlogd_throttled_total{op=\"%s\"} %llu\n", lane_op[i],
+                   (unsigned long long)u->lanes[i].p.throttled);
+    buf_printf(b, "# HELP cwlogd_pace_rate Requests/s allowed per operation (0: not paced).\n"
+                  "# TYPE cwlogd_pace_rate gauge\n");
+    for (int i = 0; i < LANES; i++)
+        buf_printf(b, "cwlogd_pace_rate{op=\"%s\"} %.3f\n", lane_op[i], u->lanes[i].p.rate);
     buf_printf(b, "# HELP cwlogd_streams Log streams the uploader keeps state for.\n"
                   "# TYPE cwlogd_streams gauge\ncwlogd_streams %llu\n",
                (unsigned long long)u->st.streams);
@@ -1053,6 +1362,15 @@ static void uploader_free(output *o)
         stream_free(s);
     }
     smap_clear(&u->streams);
+    loop_cancel_deferred(u->a->loop, u);
+    while (u->groups_all) {
+        ugroup *g = u->groups_all;
+        u->groups_all = g->next;
+        free(g);
+    }
+    smap_clear(&u->groups);
+    for (int i = 0; i < LANES; i++)
+        loop_timer_free(u->lanes[i].timer);
     loop_timer_free(u->age);
     loop_timer_free(u->sweep);
     free(u);
@@ -1088,6 +1406,14 @@ output *uploader_new(agent *a, cw_client *cw)
     u->age = loop_timer_new(a->loop, age_cb, u);
     u->idle_ms = STREAM_IDLE_MS;
     u->rl_body = (log_ratelimit){.interval_ms = 60000, .burst = 3};
+    u->rl_throttle = (log_ratelimit){.interval_ms = 10000, .burst = 1};
+    /* Each agent its own jitter: agents of a fleet must not pace in step. */
+    uint64_t seed = (uint64_t)getpid() * 0x9e3779b97f4a7c15ull ^ (uint64_t)now_realtime_ms();
+    srandom((unsigned)(seed ^ seed >> 32)); /* the retry backoff's jitter, too */
+    for (int i = 0; i < LANES; i++) {
+        pacer_init(&u->lanes[i].p, &lane_params[i], seed + (uint64_t)i * 0x632be59bd9b4e019ull);
+        u->lanes[i].timer = loop_timer_new(a->loop, lane_cb, &u->lanes[i]);
+    }
     const char *idle = getenv("CWLOGD_IDLE_FORGET_MS");
     if (idle && *idle)
         u->idle_ms = strtoll(idle, NULL, 10);

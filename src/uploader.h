@@ -8,6 +8,7 @@
 
 typedef struct uploader_stats {
     uint64_t requests, retries, events_sent, rejected, markers, streams;
+    uint64_t throttled; /* answers that said the account is over a rate quota */
 } uploader_stats;
 
 output *uploader_new(agent *a, cw_client *cw);

@@ -12,6 +12,7 @@ CLI
         [--max-event-size BYTES] [--faults JSON|@FILE] [--tls]
         [--static-key AKID:SECRET[:TOKEN]]... [--ecs-relative-uri URI]
         [--ecs-auth-token TOKEN] [--no-store-events] [--verbose]
+        [--quota OP=RATE[:BURST]]...
 
 It prints one JSON line on stdout once both listeners are up, e.g.
 
@@ -87,6 +88,10 @@ Control API (same port as CloudWatch, not signed)
     GET  /_fake/credentials                the current credential set
     POST /_fake/rotate                     issue a new credential set now
     POST /_fake/create {"group", "stream"?}, POST /_fake/delete {"group", "stream"?}
+    GET  /_fake/quotas                     {"quotas": {OP: {"rate", "burst", "allowed",
+                                            "throttled", "first", "last"}}}
+    POST /_fake/quotas                     body: {OP: RATE | {"rate", "burst"} | null}
+                                           or {"quotas": {...}, "append": bool}
 
 A stored event is {"seq", "group", "stream", "timestamp", "message",
 "ingestion_time", "request_id", "acked"}; ``acked`` is false when the events
@@ -134,6 +139,23 @@ matching requests), ``duration`` (rule active for N seconds after it is
 installed).  The first rule that fires answers; latency rules add up.
 Faults are applied before authentication and are counted per op under
 "faults" in /_fake/requests; /_fake/ control requests are never faulted.
+
+Quotas
+------
+Account-wide request rates per CloudWatch operation, as the service enforces
+them (CreateLogStream 50/s, CreateLogGroup 5/s, PutLogEvents 5,000/s in the
+large regions): one token bucket per operation, shared by every caller.  A
+bucket refills at RATE tokens/s up to BURST (default: one second's worth, at
+least 1) and starts full; a request that finds it empty is answered as
+CloudWatch does, HTTP 400 ``{"__type":"ThrottlingException","message":"Rate
+exceeded"}``, and counted as a ThrottlingException of its op in
+/_fake/requests.  ``--quota CreateLogStream=10`` (repeatable) or POST
+/_fake/quotas sets them (``null`` or 0 removes one; without ``append`` the
+given set replaces the old); ``logs`` means every op without a quota of its
+own.  GET /_fake/quotas has each bucket's counts: allowed, throttled, and the
+fake's wall-clock time of the first and last request it saw.  A fault rule
+that fires answers before the quota is consulted; /_fake/reset clears the
+counts but keeps the rates.
 """
 
 import argparse
@@ -167,7 +189,7 @@ import uuid
 
 __all__ = [
     "AwsError", "Control", "Credential", "FakeAWS", "FakeAWSProcess",
-    "FaultRule", "sigv4_canonical_request", "sigv4_verify", "main",
+    "FaultRule", "Quotas", "sigv4_canonical_request", "sigv4_verify", "main",
 ]
 
 # CloudWatch Logs limits (PutLogEvents API reference).
@@ -534,6 +556,96 @@ class FaultRule:
         return dict(self.spec, seen=self.seen, fired=self.fired)
 
 
+class Quotas:
+    """Account-wide request rates per operation: a token bucket each, shared
+    by every caller (see "Quotas" above).  Thread-safe on its own lock."""
+
+    def __init__(self, spec=None, clock=time.monotonic, wall=time.time):
+        self._clock = clock
+        self._wall = wall
+        self._lock = threading.Lock()
+        self._buckets = {}
+        if spec:
+            self.set(spec)
+
+    @staticmethod
+    def parse_flag(text):
+        """'OP=RATE[:BURST]' -> {OP: {"rate", "burst"?}}."""
+        op, sep, value = text.partition("=")
+        rate, _, burst = value.partition(":")
+        if not sep or not op.strip():
+            raise ValueError(f"bad quota {text!r} (expected OP=RATE[:BURST])")
+        spec = {"rate": float(rate)}
+        if burst:
+            spec["burst"] = float(burst)
+        return {op.strip(): spec}
+
+    def set(self, spec, append=False):
+        """spec: {op: rate | {"rate", "burst"} | None}.  Raises ValueError."""
+        if not isinstance(spec, dict):
+            raise ValueError("quotas must be an object {op: rate}")
+        parsed = {}
+        for op, v in spec.items():
+            if v is None or v == 0:
+                parsed[op] = None
+                continue
+            if not isinstance(v, dict):
+                v = {"rate": v}
+            rate, burst = v.get("rate"), v.get("burst")
+            if isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate < 0:
+                raise ValueError(f"quota {op}: rate must be a number >= 0")
+            if burst is None:
+                burst = max(1.0, float(rate))
+            if isinstance(burst, bool) or not isinstance(burst, (int, float)) or burst < 1:
+                raise ValueError(f"quota {op}: burst must be a number >= 1")
+            parsed[op] = (float(rate), float(burst)) if rate else None
+        with self._lock:
+            if not append:
+                self._buckets = {}
+            for op, rb in parsed.items():
+                if rb is None:
+                    self._buckets.pop(op, None)
+                    continue
+                self._buckets[op] = {"rate": rb[0], "burst": rb[1], "tokens": rb[1],
+                                     "at": self._clock(), "allowed": 0, "throttled": 0,
+                                     "first": None, "last": None}
+            return self._json_locked()
+
+    def take(self, op):
+        """True when op may go ahead now (a token taken), False: throttled."""
+        with self._lock:
+            b = self._buckets.get(op) or self._buckets.get("logs")
+            if b is None:
+                return True
+            now = self._clock()
+            b["tokens"] = min(b["burst"], b["tokens"] + (now - b["at"]) * b["rate"])
+            b["at"] = now
+            wall = self._wall()
+            if b["first"] is None:
+                b["first"] = wall
+            b["last"] = wall
+            if b["tokens"] >= 1.0:
+                b["tokens"] -= 1.0
+                b["allowed"] += 1
+                return True
+            b["throttled"] += 1
+            return False
+
+    def reset_counts(self):
+        with self._lock:
+            for b in self._buckets.values():
+                b.update(allowed=0, throttled=0, first=None, last=None, tokens=b["burst"],
+                         at=self._clock())
+
+    def _json_locked(self):
+        return {op: {k: b[k] for k in ("rate", "burst", "allowed", "throttled", "first", "last")}
+                for op, b in self._buckets.items()}
+
+    def to_json(self):
+        with self._lock:
+            return self._json_locked()
+
+
 class _Reply:
     __slots__ = ("status", "body", "content_type", "headers", "error", "events",
                  "request_id")
@@ -572,7 +684,7 @@ class FakeAWS:
                  static_credentials=(), ecs_relative_uri="/v2/credentials/fake-task-0001",
                  ecs_auth_token=None, store_events=True, verbose=False,
                  instance_id="i-0fa4e1c3b2d5a6978", account_id="123456789012",
-                 role_name="cwlogd-test-role", require_signed_token=True):
+                 role_name="cwlogd-test-role", require_signed_token=True, quotas=None):
         if not _is_loopback(host):
             raise ValueError(f"fake_aws listens on loopback only, not {host}")
         self.host = "127.0.0.1" if host == "localhost" else host
@@ -593,6 +705,7 @@ class FakeAWS:
         self.role_name = role_name
         self.require_signed_token = require_signed_token
         self.clock_offset = 0.0
+        self.quotas = Quotas(quotas)
 
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
@@ -804,6 +917,7 @@ class FakeAWS:
         with self._lock:
             self._clear_data()
             self._rules = []
+            self.quotas.reset_counts()
             self._save_locked()
             self._cond.notify_all()
 
@@ -1599,6 +1713,12 @@ class _LogsHandler(_BaseHandler):
         method, path = self.command, self.path
 
         def perform(acked):
+            if not self.fake.quotas.take(op):
+                reply = self.fake.error_reply(AwsError(400, "ThrottlingException",
+                                                       "Rate exceeded"))
+                reply.request_id = self.fake.request_id()
+                reply.headers.insert(0, ("x-amzn-RequestId", reply.request_id))
+                return reply
             _, reply = self.fake.handle_logs(method, path, headers, body, acked)
             return reply
         self.serve(op or "unknown", perform, aws=True)
@@ -1648,6 +1768,13 @@ class _LogsHandler(_BaseHandler):
             elif route == ("POST", "/_fake/delete"):
                 fake.delete(doc["group"], doc.get("stream"))
                 out = {"ok": True}
+            elif route == ("GET", "/_fake/quotas"):
+                out = {"quotas": fake.quotas.to_json()}
+            elif route == ("POST", "/_fake/quotas"):
+                if isinstance(doc, dict) and "quotas" in doc:
+                    out = {"quotas": fake.quotas.set(doc["quotas"], bool(doc.get("append")))}
+                else:
+                    out = {"quotas": fake.quotas.set(doc)}
             else:
                 self.send_reply(_Reply(404, b'{"error": "no such control endpoint"}',
                                        "application/json"))
@@ -1729,6 +1856,12 @@ class Control:
 
     def delete(self, group, stream=None):
         return self.call("POST", "/_fake/delete", {"group": group, "stream": stream})
+
+    def quotas(self):
+        return self.call("GET", "/_fake/quotas")["quotas"]
+
+    def set_quotas(self, quotas, append=False):
+        return self.call("POST", "/_fake/quotas", {"quotas": quotas, "append": append})["quotas"]
 
 
 class FakeAWSProcess:
@@ -1813,6 +1946,9 @@ def _parse_args(argv):
     p.add_argument("--allow-unsigned-token", action="store_true",
                    help="accept an x-amz-security-token that is not signed")
     p.add_argument("--verbose", action="store_true", help="log requests to stderr")
+    p.add_argument("--quota", action="append", default=[], metavar="OP=RATE[:BURST]",
+                   help="account-wide requests/s of a CloudWatch op (repeatable; OP 'logs': "
+                        "every op without its own)")
     return p.parse_args(argv)
 
 
@@ -1835,8 +1971,16 @@ def main(argv=None):
         if len(parts) < 2 or not parts[0] or not parts[1]:
             raise SystemExit(f"fake_aws: bad --static-key {item!r}")
         static.append(tuple(parts))
+    quotas = {}
+    try:
+        for item in args.quota:
+            quotas.update(Quotas.parse_flag(item))
+    except ValueError as e:
+        sys.stderr.write(f"fake_aws: --quota: {e}\n")
+        return 2
     try:
         fake = _fake_from_args(args, faults, static)
+        fake.quotas.set(quotas)
     except (ValueError, OSError) as e:
         sys.stderr.write(f"fake_aws: {e}\n")
         return 2

@@ -14,6 +14,7 @@ import json
 import os
 import socket
 import ssl
+import subprocess
 import sys
 import tempfile
 import time
@@ -766,6 +767,71 @@ class FaultTest(FakeTestCase):
 
 # ---- the CLI ------------------------------------------------------------------
 
+class QuotaTest(FakeTestCase):
+    """Account-wide rates per op: a token bucket shared by every caller."""
+
+    def tearDown(self):
+        FAKE.quotas.set({})
+
+    def test_bucket_refills_at_its_rate_up_to_its_burst(self):
+        clock = [100.0]
+        q = fake_aws.Quotas({"CreateLogStream": 10, "CreateLogGroup": {"rate": 1, "burst": 2}},
+                            clock=lambda: clock[0], wall=lambda: 5000.0)
+        self.assertEqual([q.take("CreateLogStream") for _ in range(11)], [True] * 10 + [False])
+        clock[0] += 0.25   # 2.5 tokens: 2 more
+        self.assertEqual([q.take("CreateLogStream") for _ in range(3)], [True, True, False])
+        self.assertEqual([q.take("CreateLogGroup") for _ in range(3)], [True, True, False])
+        clock[0] += 60     # never more than the burst
+        self.assertEqual([q.take("CreateLogGroup") for _ in range(3)], [True, True, False])
+        self.assertTrue(all(q.take("PutLogEvents") for _ in range(1000)))  # no quota: free
+        st = q.to_json()
+        self.assertEqual((st["CreateLogStream"]["allowed"], st["CreateLogStream"]["throttled"]),
+                         (12, 2))
+        self.assertEqual((st["CreateLogGroup"]["allowed"], st["CreateLogGroup"]["throttled"]),
+                         (4, 2))
+        self.assertEqual(st["CreateLogGroup"]["first"], 5000.0)
+        self.assertNotIn("PutLogEvents", st)
+        q.set({"logs": 2})   # replaces the set; "logs" covers every op
+        self.assertEqual([q.take("PutLogEvents") for _ in range(3)], [True, True, False])
+        self.assertFalse(q.take("CreateLogStream"))
+
+    def test_invalid_quotas_are_refused(self):
+        for bad in ({"PutLogEvents": -1}, {"PutLogEvents": "x"}, {"PutLogEvents": True},
+                    {"PutLogEvents": {"rate": 5, "burst": 0.5}}, [1]):
+            with self.assertRaises(ValueError):
+                fake_aws.Quotas().set(bad)
+        with self.assertRaises(ValueError):
+            fake_aws.Quotas.parse_flag("PutLogEvents")
+        self.assertEqual(fake_aws.Quotas.parse_flag("CreateLogStream=10:20"),
+                         {"CreateLogStream": {"rate": 10.0, "burst": 20.0}})
+
+    def test_over_the_quota_answers_throttling_as_cloudwatch_and_counts_it(self):
+        ctl = fake_aws.Control(FAKE.endpoint)
+        ctl.set_quotas({"CreateLogStream": {"rate": 0.01, "burst": 2}})
+        FAKE.create("g")
+        results = [logs("CreateLogStream", {"logGroupName": "g", "logStreamName": "s%d" % i})
+                   for i in range(3)]
+        self.assertEqual([r[0] for r in results[:2]], [200, 200])
+        self.assertAwsError(results[2], 400, "ThrottlingException", "Rate exceeded")
+        self.assertEqual(results[2][1], {"__type": "ThrottlingException",
+                                         "message": "Rate exceeded"})
+        self.assertEqual(sorted(FAKE.state()["groups"]["g"]["streams"]), ["s0", "s1"])
+        per = ctl.requests()["ops"]["CreateLogStream"]
+        self.assertEqual(per["status"], {"200": 2, "400": 1})
+        self.assertEqual(per["errors"], {"ThrottlingException": 1})
+        q = ctl.quotas()["CreateLogStream"]
+        self.assertEqual((q["rate"], q["burst"], q["allowed"], q["throttled"]),
+                         (0.01, 2, 2, 1))
+        self.assertLessEqual(q["first"], q["last"])
+        ctl.reset()   # counts cleared, the rate kept
+        self.assertEqual((ctl.quotas()["CreateLogStream"]["allowed"],
+                          ctl.quotas()["CreateLogStream"]["rate"]), (0, 0.01))
+        with self.assertRaises(RuntimeError):
+            ctl.set_quotas({"CreateLogStream": -3})
+        ctl.set_quotas({"CreateLogStream": None}, append=True)
+        self.assertEqual(ctl.quotas(), {})
+
+
 class CliTest(unittest.TestCase):
     def test_cli_prints_ports_serves_and_stops_on_sigterm(self):
         with tempfile.TemporaryDirectory() as tmp:
@@ -794,6 +860,20 @@ class CliTest(unittest.TestCase):
                 self.assertLess(time.monotonic() - start, 5)
             with self.assertRaises(OSError):
                 socket.create_connection(("127.0.0.1", info["port"]), timeout=1).close()
+
+    def test_cli_quota_flags(self):
+        proc = fake_aws.FakeAWSProcess(["--quota", "CreateLogStream=10",
+                                        "--quota", "PutLogEvents=100:150"], timeout=20)
+        with proc:
+            q = proc.control.quotas()
+            self.assertEqual((q["CreateLogStream"]["rate"], q["CreateLogStream"]["burst"]),
+                             (10, 10))
+            self.assertEqual((q["PutLogEvents"]["rate"], q["PutLogEvents"]["burst"]),
+                             (100, 150))
+        bad = subprocess.run([sys.executable, fake_aws.__file__, "--quota", "x"],
+                             capture_output=True, timeout=20)
+        self.assertEqual(bad.returncode, 2)
+        self.assertIn(b"--quota", bad.stderr)
 
     def test_cli_tls_uses_generated_ca(self):
         proc = fake_aws.FakeAWSProcess(["--tls"], timeout=30)

@@ -396,6 +396,41 @@ static void test_classify_table(void **state)
     }
 }
 
+/* Throttling is told apart from the other retryable failures: the uploader
+ * paces on it, and only on it. */
+static void test_classify_marks_throttling_and_only_throttling(void **state)
+{
+    static const struct {
+        long status;
+        const char *body;
+        bool throttled;
+    } cases[] = {
+        {400, ERR_BODY("ThrottlingException", "Rate exceeded"), true},
+        {400, ERR_BODY("com.amazonaws.logs#ThrottlingException", "Rate exceeded"), true},
+        {400, ERR_BODY("TooManyRequestsException", "slow down"), true},
+        {400, ERR_BODY("RequestLimitExceeded", "slow down"), true},
+        {429, "Too Many Requests", true},
+        {400, ERR_BODY("LimitExceededException", "Resource limit exceeded."), false},
+        {400, ERR_BODY("ServiceUnavailableException", "try later"), false},
+        {503, "<html>Service Unavailable</html>", false},
+        {500, ERR_BODY("InternalFailure", "oops"), false},
+        {408, "Request Timeout", false},
+        {400, ERR_BODY("ResourceNotFoundException", "no group"), false},
+        {200, "{}", false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        http_response r = {.status = cases[i].status, .body = cases[i].body,
+                           .body_len = strlen(cases[i].body)};
+        cw_error err;
+        cw_result k = cw_classify(&r, &err);
+        if (err.throttled != cases[i].throttled)
+            fail_msg("case %zu (%s): throttled %d, want %d", i, cases[i].body, err.throttled,
+                     cases[i].throttled);
+        if (cases[i].throttled)
+            assert_int_equal(k, CW_RETRY);
+    }
+}
+
 static void test_classify_accepts_null_error_and_truncates_long_messages(void **state)
 {
     http_response r = response_of(&CLASSIFY_CASES[0]);
@@ -1417,6 +1452,7 @@ static void test_error_type_from_header_alone_is_understood(void **state)
 int main(void)
 {
     const struct CMUnitTest offline[] = {
+        cmocka_unit_test(test_classify_marks_throttling_and_only_throttling),
         cmocka_unit_test(test_put_body_escapes_group_and_stream_names),
         cmocka_unit_test(test_put_body_copies_escaped_messages_byte_for_byte),
         cmocka_unit_test(test_put_body_formats_every_timestamp_exactly),
