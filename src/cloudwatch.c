@@ -207,6 +207,15 @@ void cw_body_create_group_with(buf *b, const char *group, const cw_group_setting
     buf_appendc(b, '}');
 }
 
+void cw_body_describe_group(buf *b, const char *group)
+{
+    assert(b && group);
+    /* Names come in order: the group itself is the first with its name as prefix. */
+    append_lit(b, "{\"logGroupNamePrefix\":");
+    append_string(b, group);
+    append_lit(b, ",\"limit\":1}");
+}
+
 void cw_body_create_stream(buf *b, const char *group, const char *stream)
 {
     assert(b && group && stream);
@@ -511,6 +520,27 @@ static int get_index(json_t *info, const char *key, int64_t *out)
         return -EPROTO;
     *out = json_integer_value(v);
     return 0;
+}
+
+int cw_parse_group_retention(const char *body, size_t len, const char *group, int *days)
+{
+    assert(group && days);
+    json_t *root = body && len ? json_loadb(body, len, 0, NULL) : NULL;
+    json_t *groups = json_object_get(root, "logGroups");
+    int r = json_is_array(groups) ? -ENOENT : -EPROTO;
+    size_t i;
+    json_t *g;
+    json_array_foreach(groups, i, g) {
+        const char *name = json_string_value(json_object_get(g, "logGroupName"));
+        if (!name || strcmp(name, group) != 0)
+            continue;
+        json_t *ret = json_object_get(g, "retentionInDays");
+        *days = json_is_integer(ret) ? (int)json_integer_value(ret) : 0;
+        r = 0;
+        break;
+    }
+    json_decref(root);
+    return r;
 }
 
 int cw_parse_put_response(const char *body, size_t len, cw_put_result *out)

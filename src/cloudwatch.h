@@ -74,6 +74,11 @@ typedef struct cw_group_settings {
 } cw_group_settings;
 void cw_body_create_group_with(buf *b, const char *group, const cw_group_settings *g);
 void cw_body_create_stream(buf *b, const char *group, const char *stream);
+/* DescribeLogGroups for one group (prefix = its name, limit 1). */
+void cw_body_describe_group(buf *b, const char *group);
+/* From a DescribeLogGroups answer, the group's retentionInDays (0: none, it
+ * never expires). 0, -ENOENT (not in the answer), -EPROTO (not that JSON). */
+int cw_parse_group_retention(const char *body, size_t len, const char *group, int *days);
 void cw_body_retention(buf *b, const char *group, int days);
 
 /* A client for one region: builds the URL (endpoint override or

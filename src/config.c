@@ -886,7 +886,8 @@ static void resolve_groups(parse_ctx *ctx, source_config *s)
         g->tags[g->n_tags++] = xstrdup(o->tags[j]);
     }
     if (g->n_tags > MAX_GROUP_TAGS) {
-        where w = {.file = s->file, .line = s->line, .section = s->name, .key = "group_tags"};
+        _cleanup_free_ char *section = xasprintf("source %s", s->name);
+        where w = {.file = s->file, .line = s->line, .section = section, .key = "group_tags"};
         report(ctx, &w,
                "%zu tags for its log groups with [cloudwatch]'s (CloudWatch takes at most %d)",
                g->n_tags, MAX_GROUP_TAGS);

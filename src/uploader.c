@@ -125,6 +125,16 @@ typedef struct ugroup {
     group_state state;
     struct upstream *prober; /* the one stream that probes or creates it */
     bool probed;             /* the prober already asked again: next, create */
+    /* How to create it: the settings of the source whose records named it
+     * last (configurations replaced by a reload are kept until exit). */
+    const group_options *opts;
+    /* A group cwlogd did not create keeps its settings; when its retention
+     * differs from the configured one, that is said once (DescribeLogGroups,
+     * once per group in the state's lifetime, never retried). */
+    bool created, retention_checked;
+    char *name;
+    buf req;
+    cw_call *describe;
 } ugroup;
 
 typedef struct upstream {
@@ -410,6 +420,7 @@ static upstream *stream_for(uploader *u, tailfile *f)
         }
         if (s->known)
             s->grp->state = GROUP_EXISTS;
+        s->grp->opts = &f->src->cfg->groups;
         s->used_ms = now_monotonic_ms();
         s->next = u->all;
         u->all = s;
@@ -899,8 +910,61 @@ static void start_create_group(upstream *s)
     s->grp->state = GROUP_CREATING;
     s->step = STEP_CREATE_GROUP;
     s->req.len = 0;
-    cw_body_create_group(&s->req, s->group);
+    const group_options *o = s->grp->opts;
+    cw_group_settings gs = {0};
+    if (o)
+        gs = (cw_group_settings){.group_class = o->group_class, .kms_key_id = o->kms_key_id,
+                                 .tags = o->tags, .n_tags = o->n_tags};
+    cw_body_create_group_with(&s->req, s->group, &gs);
     paced_send(s, LANE_GROUP, &s->req, create_group_done, false);
+}
+
+static int group_retention(const upstream *s)
+{
+    return s->grp->opts ? s->grp->opts->retention_days : s->u->a->cfg->retention_days;
+}
+
+static void describe_done(cw_result r, const cw_error *err, const char *body, size_t len,
+                          void *ud)
+{
+    ugroup *g = ud;
+    g->describe = NULL;
+    int want = g->opts ? g->opts->retention_days : 0, have = 0;
+    if (r != CW_OK) {
+        log_debug("cloudwatch: cannot look up the retention of %s (not retried): %s", g->name,
+                  err->message[0] ? err->message : cw_strerror(r));
+        return;
+    }
+    if (cw_parse_group_retention(body, len, g->name, &have) == 0 && have != want) {
+        char has[32] = "no retention (never expire)";
+        if (have > 0)
+            snprintf(has, sizeof has, "a retention of %d days", have);
+        log_warning("cloudwatch: log group %s already exists with %s; retention_days = %d "
+                    "applies only to groups cwlogd creates, so it is left as it is",
+                    g->name, has, want);
+    }
+}
+
+/* The group is there and cwlogd did not create it: compare its retention. */
+static void check_existing_group(upstream *s)
+{
+    ugroup *g = s->grp;
+    uploader *u = s->u;
+    if (g->created || g->retention_checked || !g->opts || g->opts->retention_days <= 0)
+        return;
+    g->retention_checked = true;
+    if (u->a->cp) {
+        if (checkpoint_stream_known(u->a->cp, s->group, NULL))
+            return; /* looked at by an earlier run */
+        checkpoint_put_stream(u->a->cp, s->group, NULL);
+    }
+    free(g->name);
+    g->name = xstrdup(s->group);
+    g->req.len = 0;
+    cw_body_describe_group(&g->req, g->name);
+    if (cw_send(u->cw, "DescribeLogGroups", g->req.data, g->req.len, describe_done, g,
+                &g->describe) < 0)
+        g->describe = NULL;
 }
 
 static void retention_done(cw_result r, const cw_error *err, const char *body, size_t len,
@@ -912,7 +976,7 @@ static void retention_done(cw_result r, const cw_error *err, const char *body, s
         return;
     if (r != CW_OK)
         log_warning("cloudwatch: cannot set retention of %s to %d days: %s", s->group,
-                    s->u->a->cfg->retention_days, err->message[0] ? err->message : cw_strerror(r));
+                    group_retention(s), err->message[0] ? err->message : cw_strerror(r));
     group_settle(s->u, s->grp, GROUP_EXISTS);
     start_create_stream(s);
 }
@@ -924,11 +988,18 @@ static void create_group_done(cw_result r, const cw_error *err, const char *body
     s->call = NULL;
     if (paced_answer(s, LANE_GROUP, r, err))
         return;
-    if (r == CW_OK && s->u->a->cfg->retention_days > 0) {
+    if (r == CW_OK) {
+        s->grp->created = true;
+        if (s->u->a->cp) /* nothing to compare: it has the configured settings */
+            checkpoint_put_stream(s->u->a->cp, s->group, NULL);
+    } else if (r == CW_ALREADY_EXISTS) {
+        check_existing_group(s);
+    }
+    if (r == CW_OK && group_retention(s) > 0) {
         log_info("cloudwatch: created log group %s", s->group);
         s->step = STEP_RETENTION;
         s->req.len = 0;
-        cw_body_retention(&s->req, s->group, s->u->a->cfg->retention_days);
+        cw_body_retention(&s->req, s->group, group_retention(s));
         paced_send(s, LANE_RETENTION, &s->req, retention_done, false);
         return;
     }
@@ -962,6 +1033,7 @@ static void create_stream_done(cw_result r, const cw_error *err, const char *bod
         s->known = true;
         if (g->state != GROUP_EXISTS)
             group_settle(s->u, g, GROUP_EXISTS);
+        check_existing_group(s);
         if (s->u->a->cp)
             checkpoint_put_stream(s->u->a->cp, s->group, s->stream);
         start_put(s);
@@ -1366,6 +1438,9 @@ static void uploader_free(output *o)
     while (u->groups_all) {
         ugroup *g = u->groups_all;
         u->groups_all = g->next;
+        cw_cancel(g->describe);
+        buf_free(&g->req);
+        free(g->name);
         free(g);
     }
     smap_clear(&u->groups);

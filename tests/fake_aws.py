@@ -181,6 +181,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import unicodedata
 import time
 import urllib.error
 import urllib.parse
@@ -945,6 +946,9 @@ class FakeAWS:
             groups[name] = {
                 "creationTime": g["creationTime"],
                 "retentionInDays": g["retentionInDays"],
+                "logGroupClass": g.get("logGroupClass", "STANDARD"),
+                "kmsKeyId": g.get("kmsKeyId"),
+                "tags": dict(g.get("tags", {})),
                 "streams": {s: {k: v for k, v in st.items() if k != "token"}
                             for s, st in g["streams"].items()},
             }
@@ -1231,10 +1235,38 @@ class FakeAWS:
 
     def _op_CreateLogGroup(self, req, rid, acked):
         name = self._str(req, "logGroupName", GROUP_PATTERN)
+        cls = req.get("logGroupClass", "STANDARD")
+        if cls not in ("STANDARD", "INFREQUENT_ACCESS", "DELIVERY"):
+            raise _validation(cls, "logGroupClass",
+                              "Member must satisfy enum value set: "
+                              "[DELIVERY, STANDARD, INFREQUENT_ACCESS]")
+        kms = req.get("kmsKeyId")
+        if kms is not None:
+            if not isinstance(kms, str) or len(kms) > 256:
+                raise _validation(kms, "kmsKeyId",
+                                  "Member must have length less than or equal to 256")
+            if not re.fullmatch(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+", kms):
+                raise _invalid("Specified KMS key ARN is not valid: " + kms)
+        tags = req.get("tags") or {}
+        if not isinstance(tags, dict):
+            raise AwsError(400, "SerializationException", "tags must be a map")
+        if len(tags) > 50:
+            raise _validation("{...}", "tags", "Member must have length less than or equal to 50")
+        for k, v in tags.items():
+            if not 1 <= len(k) <= 128 or not _tag_text_ok(k):
+                raise _validation(k, "tags.key", "Member must satisfy regular expression "
+                                  "pattern: ^([\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]+)$")
+            if not isinstance(v, str) or len(v) > 256 or not _tag_text_ok(v):
+                raise _validation(v, "tags.value", "Member must satisfy regular expression "
+                                  "pattern: ^([\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*)$")
+            if k.lower().startswith("aws:"):
+                raise _invalid("Tag keys starting with aws: are reserved")
         if name in self._groups:
             raise AwsError(400, "ResourceAlreadyExistsException",
                            "The specified log group already exists")
-        self._groups[name] = self._new_group()
+        g = self._new_group()
+        g.update(logGroupClass=cls, kmsKeyId=kms, tags=dict(tags))
+        self._groups[name] = g
         return None
 
     def _op_CreateLogStream(self, req, rid, acked):
@@ -1287,8 +1319,14 @@ class FakeAWS:
                         "storedBytes": sum(s["bytes"] for s in g["streams"].values())}
                 if g["retentionInDays"] is not None:
                     item["retentionInDays"] = g["retentionInDays"]
+                item["logGroupClass"] = g.get("logGroupClass", "STANDARD")
+                if g.get("kmsKeyId"):
+                    item["kmsKeyId"] = g["kmsKeyId"]
                 out.append(item)
-        return {"logGroups": out[:50]}
+        limit = req.get("limit", 50)
+        if not isinstance(limit, int) or not 1 <= limit <= 50:
+            raise _validation(limit, "limit", "Member must have value between 1 and 50")
+        return {"logGroups": out[:limit]}
 
     def _op_DescribeLogStreams(self, req, rid, acked):
         name = self._str(req, "logGroupName", GROUP_PATTERN)
@@ -1415,6 +1453,12 @@ class FakeAWS:
 
 def _seq_token(n):
     return f"{49600000000000000000000000000000000000000000000000000000 + n:056d}"
+
+
+def _tag_text_ok(text):
+    """CloudWatch's tag pattern [\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]: letters,
+    separators, numbers and those characters."""
+    return all(unicodedata.category(c)[0] in "LZN" or c in "_.:/=+-@" for c in text)
 
 
 def _no_constant(name):

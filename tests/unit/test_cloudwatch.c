@@ -177,6 +177,33 @@ static void test_put_body_appends_after_existing_bytes(void **state)
     buf_free(&b);
 }
 
+static void test_describe_group_body_and_its_retention_in_the_answer(void **state)
+{
+    buf b = {0};
+    cw_body_describe_group(&b, TRICKY_GROUP);
+    json_t *root = decode(&b);
+    assert_int_equal(json_object_size(root), 2);
+    assert_string_equal(str_member(root, "logGroupNamePrefix"), TRICKY_GROUP);
+    assert_int_equal(json_integer_value(json_object_get(root, "limit")), 1);
+    json_decref(root);
+    buf_free(&b);
+
+    int days = -1;
+    const char *with = "{\"logGroups\":[{\"logGroupName\":\"/g\",\"retentionInDays\":30}]}";
+    assert_int_equal(cw_parse_group_retention(with, strlen(with), "/g", &days), 0);
+    assert_int_equal(days, 30);
+    const char *none = "{\"logGroups\":[{\"logGroupName\":\"/g\",\"creationTime\":1}]}";
+    assert_int_equal(cw_parse_group_retention(none, strlen(none), "/g", &days), 0);
+    assert_int_equal(days, 0); /* never expires */
+    /* Only the prefix matched: another group, not this one. */
+    const char *other = "{\"logGroups\":[{\"logGroupName\":\"/g2\",\"retentionInDays\":7}]}";
+    assert_int_equal(cw_parse_group_retention(other, strlen(other), "/g", &days), -ENOENT);
+    const char *empty = "{\"logGroups\":[]}";
+    assert_int_equal(cw_parse_group_retention(empty, strlen(empty), "/g", &days), -ENOENT);
+    assert_int_equal(cw_parse_group_retention("<html>", 6, "/g", &days), -EPROTO);
+    assert_int_equal(cw_parse_group_retention(NULL, 0, "/g", &days), -EPROTO);
+}
+
 static void test_create_and_retention_bodies_hold_exactly_their_fields(void **state)
 {
     buf b = {0};
@@ -1458,6 +1485,7 @@ int main(void)
         cmocka_unit_test(test_put_body_formats_every_timestamp_exactly),
         cmocka_unit_test(test_put_body_appends_after_existing_bytes),
         cmocka_unit_test(test_create_and_retention_bodies_hold_exactly_their_fields),
+        cmocka_unit_test(test_describe_group_body_and_its_retention_in_the_answer),
         cmocka_unit_test(test_classify_table),
         cmocka_unit_test(test_classify_accepts_null_error_and_truncates_long_messages),
         cmocka_unit_test(test_classify_keeps_only_the_first_line_of_messages),
