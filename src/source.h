@@ -72,6 +72,11 @@ typedef struct tailfile {
     unsigned char fp[CP_FINGERPRINT_MAX];
     size_t fp_len;
     int64_t last_growth_ms;             /* monotonic time the file last gave bytes */
+    /* When its rotation was noticed: it is finished at its end once a writer
+     * that still had it open has had ROTATE_GRACE_MS to let go. Counted from
+     * the rotation, not from the last read: a file read late (behind an older
+     * rotation) must not wait again, or every rotation adds the grace. */
+    int64_t rotated_ms;
 
     /* Offsets are logical: base + physical; base grows by the old size at
      * each truncation so offsets stay monotonic across copy-truncate. */

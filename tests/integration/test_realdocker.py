@@ -213,8 +213,10 @@ class RealDocker(unittest.TestCase):
         self.wait_delivered(printed, timeout=60)
         self.stop_agent(d)
         log = self.env.upload_once()
+        opened = "".join(l + "\n" for l in log.splitlines() if "from offset" in l)
         a = Accounting(self, self.kept(gz), self.messages(), printed)
-        a.check(what="SIGTERM then --once, compress=true")
+        with self.subTest(opened=opened[-3000:]):
+            a.check(what="SIGTERM then --once, compress=true")
         self.assertNotIn("never read", log)
 
     def test_sigkill_sigterm_restart_at_random_moments_while_rotating_and_compressing(self):
