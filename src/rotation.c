@@ -92,10 +92,11 @@ static bool identity_matches(const rot_file *f, const rot_row *r)
 {
     if (f->dev != r->dev || f->ino != r->ino)
         return false;
-    /* A reused inode is another file: its first bytes differ. The file may
-     * have been shorter when either fingerprint was taken. */
-    size_t n = MIN(f->fp_len, r->fp_len);
-    return memcmp(f->fp, r->fp, n) == 0;
+    /* A reused inode is another file: its first bytes differ, or it is
+     * shorter than the file was when the row was written (inodes are reused
+     * at once: the live file Docker creates often gets the inode of the .1
+     * its compression just removed). */
+    return rotation_fp_matches(r->fp, r->fp_len, f->fp, f->fp_len);
 }
 
 void rotation_plan(const rot_file *files, size_t n_files, const rot_row *rows, size_t n_rows,

@@ -171,6 +171,14 @@ class RealDocker(unittest.TestCase):
                                labels={"com.amazonaws.ecs.container-name": name},
                                log_opts=opts.pop("log_opts", None), extra=opts.pop("extra", ()))
 
+    def tearDown(self):
+        excerpt = getattr(self, "log_excerpt", "")
+        if excerpt and os.environ.get("CWLOGD_REALDOCKER_DEBUG"):
+            path = "/tmp/cwlogd-realdocker-%s.log" % self._testMethodName[:40]
+            with open(path, "w") as f:
+                f.write(excerpt)
+            print("agent log excerpt: %s" % path)
+
     def stop_agent(self, d):
         m = metrics(self.sock)
         self.assertEqual(d.stop(), 0, d.log()[-3000:])
@@ -265,6 +273,10 @@ class RealDocker(unittest.TestCase):
         # (DESIGN.md: the requests in flight), at most ~1 s of both containers'
         # output (~2 x 6,600 lines/s here) per kill.
         a = Accounting(self, kept, self.messages(), printed)
+        self.log_excerpt = "".join(
+            "run %d: %s\n" % (i, l) for i, p in enumerate(self.env.procs)
+            for l in p.log().splitlines()
+            if re.search(r"from offset|lost|gap|corrupt|cannot|finished|error", l))
         a.check(max_dups=kills * 13000,
                 what="%d SIGKILL + %d SIGTERM (%d while a .gz was written)" % (
                     kills, terms, at_gz))
