@@ -839,7 +839,7 @@ static void gather_one(log_files *g, const char *path, unsigned index, bool gz)
     close(fd);
     g->f[i] = (rot_file){.path = g->paths[i], .index = index, .gz = gz,
                          .dev = (uint64_t)st.st_dev, .ino = (uint64_t)st.st_ino,
-                         .fp = g->fps[i], .fp_len = fp_len, .size = size};
+                         .fp_len = fp_len, .size = size}; /* .fp: set by gather() */
 }
 
 typedef struct named_mtime {
@@ -903,6 +903,9 @@ static void gather(const char *base, log_files *g)
         free(other[i].path);
     }
     free(other);
+    /* The fingerprints' array moved as it grew: point at them now. */
+    for (size_t i = 0; i < g->n; i++)
+        g->f[i].fp = g->fps[i];
 }
 
 static container *container_for(source *s, const char *path)
