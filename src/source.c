@@ -1018,7 +1018,6 @@ static void plan_log(source *s, const char *base, init_rows *ir, container *live
                     s->name, r->path, (unsigned long long)r->offset);
     }
     tailfile *prev = NULL;
-    bool live_opened = false;
     for (size_t k = 0; k < plan.n_steps; k++) {
         const rot_step *st = &plan.steps[k];
         const rot_file *rf = &g.f[st->file];
@@ -1036,13 +1035,11 @@ static void plan_log(source *s, const char *base, init_rows *ir, container *live
         if (!f)
             continue;
         f->seen = true;
-        live_opened = live_opened || rf->index == 0;
         if (prev)
             f->wait_for = prev;
         prev = f;
     }
-    container_unref(live_ctr);
-    (void)live_opened;
+    container_unref(live_ctr); /* the plan did not open the live file */
     rotation_plan_free(&plan);
     free(idx);
     free(rows);
