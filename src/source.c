@@ -14,6 +14,7 @@
 #include "logopts.h"
 #include "source.h"
 #include "multiline.h"
+#include "rotation.h"
 #include "template.h"
 #include "trust.h"
 
@@ -581,7 +582,12 @@ static void open_new(source *s, const char *path, int fd, const struct stat *st,
     cp_file row = {0};
     if (s->a->cp && checkpoint_find_file(s->a->cp, s->name, f->dev, f->ino, &row) == 0) {
         if (tail_fingerprint_matches(row.fingerprint, row.fingerprint_len, f->fp, f->fp_len) &&
-            row.offset <= size) {
+            row.offset == ROTATION_DONE) {
+            offset = size; /* read to its end before, under another name */
+            why = "read before";
+        } else if (tail_fingerprint_matches(row.fingerprint, row.fingerprint_len, f->fp,
+                                            f->fp_len) &&
+                   row.offset <= size) {
             offset = row.offset;
             why = "resuming";
         } else {
@@ -606,6 +612,10 @@ static void open_new(source *s, const char *path, int fd, const struct stat *st,
 }
 
 /* ---- finding files ---- */
+
+typedef struct init_rows init_rows;
+static init_rows *scanning_rows; /* the initial scan's stored rows (one thread) */
+static void plan_log(source *s, const char *base, init_rows *ir, container *live_ctr);
 
 /* path matches the source: start reading it when it is new. `pre` is the
  * caller's stat of path, or NULL. */
@@ -671,11 +681,18 @@ static void consider(source *s, const char *path, const struct stat *pre, contai
     if (old && old->state == TAIL_ACTIVE) {
         /* Another file took this name: the one we had is rotated. */
         old->state = TAIL_ROTATED;
+        old->rotated_ms = now_monotonic_ms();
         s->rotations_open = true;
         smap_remove(&s->by_path, path);
         source_mark_ready(s, old);
     }
-    open_new(s, path, fd, &st, ctr, initial);
+    if (initial && scanning_rows) {
+        /* Where it and its rotations start is the plan's to say. */
+        close(fd);
+        plan_log(s, path, scanning_rows, ctr);
+    } else {
+        open_new(s, path, fd, &st, ctr, initial);
+    }
     tailfile *nf = smap_get(&s->by_id, key);
     if (nf) {
         nf->seen = true;
@@ -841,31 +858,136 @@ static void scan_globs(source *s, bool initial)
 
 /* ---- files rotated while cwlogd was stopped ---- */
 
-typedef struct rotated_cand {
-    char *path;
-    struct stat st;
-} rotated_cand;
+/* The facts rotation_plan() needs about one log: its live name and rotations
+ * in its directory, with their identities and first bytes. */
+typedef struct log_files {
+    rot_file *f;
+    char **paths;
+    unsigned char (*fps)[CP_FINGERPRINT_MAX];
+    size_t n;
+} log_files;
 
-static int cand_by_mtime(const void *a, const void *b)
+static void log_files_clear(log_files *g)
 {
-    const rotated_cand *x = a, *y = b;
-    if (x->st.st_mtim.tv_sec != y->st.st_mtim.tv_sec)
-        return x->st.st_mtim.tv_sec < y->st.st_mtim.tv_sec ? -1 : 1;
-    if (x->st.st_mtim.tv_nsec != y->st.st_mtim.tv_nsec)
-        return x->st.st_mtim.tv_nsec < y->st.st_mtim.tv_nsec ? -1 : 1;
-    return strcmp(y->path, x->path); /* same time: higher suffix is older */
+    for (size_t i = 0; i < g->n; i++)
+        free(g->paths[i]);
+    free(g->f);
+    free(g->paths);
+    free(g->fps);
+    *g = (log_files){0};
 }
 
-static bool gz_matches(const char *path, const cp_file *row)
+/* A complete .gz's uncompressed size (its trailer's ISIZE; single-member
+ * gzip, as Docker writes, under 4 GiB). */
+static uint64_t gz_size(int fd, const struct stat *st)
 {
-    gzFile gz = gzopen(path, "rb");
-    if (!gz)
-        return false;
-    unsigned char head[CP_FINGERPRINT_MAX];
-    int n = gzread(gz, head, sizeof head);
-    gzclose(gz);
-    return n > 0 && tail_fingerprint_matches(row->fingerprint, row->fingerprint_len, head,
-                                             (size_t)n);
+    unsigned char t[4];
+    if (st->st_size < 18 || pread(fd, t, 4, st->st_size - 4) != 4)
+        return ROTATION_SIZE_UNKNOWN;
+    return (uint64_t)t[0] | (uint64_t)t[1] << 8 | (uint64_t)t[2] << 16 | (uint64_t)t[3] << 24;
+}
+
+static void gather_one(log_files *g, const char *path, unsigned index, bool gz)
+{
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0)
+        return;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return;
+    }
+    size_t i = g->n++;
+    g->f = xrealloc(g->f, g->n * sizeof *g->f);
+    g->paths = xrealloc(g->paths, g->n * sizeof *g->paths);
+    g->fps = xrealloc(g->fps, g->n * sizeof *g->fps);
+    g->paths[i] = xstrdup(path);
+    size_t fp_len = 0;
+    uint64_t size = (uint64_t)st.st_size;
+    if (gz) {
+        size = gz_size(fd, &st);
+        int dup_fd = dup(fd);
+        gzFile z = dup_fd >= 0 ? gzdopen(dup_fd, "rb") : NULL;
+        if (z) {
+            int n = gzread(z, g->fps[i], CP_FINGERPRINT_MAX);
+            fp_len = n > 0 ? (size_t)n : 0;
+            gzclose(z);
+        } else if (dup_fd >= 0) {
+            close(dup_fd);
+        }
+    } else {
+        tail_read_fingerprint(fd, g->fps[i], &fp_len);
+    }
+    close(fd);
+    g->f[i] = (rot_file){.path = g->paths[i], .index = index, .gz = gz,
+                         .dev = (uint64_t)st.st_dev, .ino = (uint64_t)st.st_ino,
+                         .fp_len = fp_len, .size = size}; /* .fp: set by gather() */
+}
+
+typedef struct named_mtime {
+    char *path;
+    struct timespec mtime;
+} named_mtime;
+
+static int newest_first(const void *a, const void *b)
+{
+    const named_mtime *x = a, *y = b;
+    if (x->mtime.tv_sec != y->mtime.tv_sec)
+        return x->mtime.tv_sec > y->mtime.tv_sec ? -1 : 1;
+    if (x->mtime.tv_nsec != y->mtime.tv_nsec)
+        return x->mtime.tv_nsec > y->mtime.tv_nsec ? -1 : 1;
+    return strcmp(x->path, y->path);
+}
+
+/* The files of the log named `base`: listed from its directory (names are
+ * compared, never used as patterns). Docker's "<base>.N[.gz]" carry their
+ * order; other rotated names ("0.log.20241124-092000") are ordered by mtime. */
+static void gather(const char *base, log_files *g)
+{
+    *g = (log_files){0};
+    _cleanup_free_ char *copy = xstrdup(base);
+    char *slash = strrchr(copy, '/');
+    if (!slash)
+        return;
+    *slash = 0;
+    const char *dir = copy[0] ? copy : "/";
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    const char *name = slash + 1;
+    size_t nl = strlen(name);
+    named_mtime *other = NULL;
+    size_t n_other = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (strncmp(de->d_name, name, nl) != 0)
+            continue;
+        _cleanup_free_ char *path = xasprintf("%s/%s", dir, de->d_name);
+        unsigned index;
+        bool gz;
+        if (rotation_parse_name(base, path, &index, &gz)) {
+            gather_one(g, path, index, gz);
+            continue;
+        }
+        _cleanup_free_ char *b = rotation_base(path);
+        struct stat st;
+        if (strcmp(b, base) == 0 && stat(path, &st) == 0) {
+            other = xrealloc(other, (n_other + 1) * sizeof *other);
+            other[n_other++] = (named_mtime){.path = TAKE_PTR(path), .mtime = st.st_mtim};
+        }
+    }
+    closedir(d);
+    qsort(other, n_other, sizeof *other, newest_first);
+    for (size_t i = 0; i < n_other; i++) {
+        size_t n = strlen(other[i].path);
+        bool gz = n > 3 && strcmp(other[i].path + n - 3, ".gz") == 0;
+        gather_one(g, other[i].path, (unsigned)(i + 1), gz);
+        free(other[i].path);
+    }
+    free(other);
+    /* The fingerprints' array moved as it grew: point at them now. */
+    for (size_t i = 0; i < g->n; i++)
+        g->f[i].fp = g->fps[i];
 }
 
 static container *container_for(source *s, const char *path)
@@ -878,152 +1000,198 @@ static container *container_for(source *s, const char *path)
     return load_container(s, dir, basename(copy2));
 }
 
-/* Open a rotated file to finish it; `identity` is the row it continues, or
- * NULL for a rotation we never saw (read whole). */
-static tailfile *open_rotated(source *s, const rotated_cand *c, const cp_file *row)
+/* Open one file of a plan. A .gz continuing a row keeps that row's identity
+ * (the file it was before compression). NULL when it cannot be opened. */
+static tailfile *open_step(source *s, const rot_file *rf, const cp_file *row, uint64_t offset,
+                           const char *why, container *ctr)
 {
-    /* O_NONBLOCK: were it swapped for a FIFO since the stat, the open must
-     * not wait for a writer (it is then read as empty). */
-    bool refused;
-    int fd = open_trusted(s, c->path, &refused);
-    if (fd < 0)
+    struct stat st;
+    int fd = open_log(s, rf->path, &st);
+    if (fd < 0) {
+        container_unref(ctr);
         return NULL;
-    tailfile *f = tail_new(s, c->path, -1, &c->st);
-    if (is_gz(c->path)) {
+    }
+    tailfile *f;
+    if (rf->gz) {
+        f = tail_new(s, rf->path, -1, &st);
         f->gz = gzdopen(fd, "rb");
         if (!f->gz) {
             close(fd);
             tail_free(f);
+            container_unref(ctr);
             return NULL;
         }
-        if (row) { /* keep the identity of the file it was before compression */
+        if (row) {
             f->dev = row->dev;
             f->ino = row->ino;
             memcpy(f->fp, row->fingerprint, row->fingerprint_len);
             f->fp_len = row->fingerprint_len;
+        } else {
+            memcpy(f->fp, rf->fp, rf->fp_len);
+            f->fp_len = rf->fp_len;
         }
     } else {
-        f->fd = fd;
-        tail_read_fingerprint(fd, f->fp, &f->fp_len);
+        f = tail_new(s, rf->path, fd, &st);
     }
-    f->state = TAIL_ROTATED;
-    s->rotations_open = true;
-    f->ctr = container_for(s, c->path);
+    f->ctr = ctr ? ctr : container_for(s, rf->path);
     expand_names(s, f);
+    if (rf->index > 0) {
+        f->state = TAIL_ROTATED;
+        f->rotated_ms = now_monotonic_ms() - ROTATE_GRACE_MS; /* nobody writes to it */
+        s->rotations_open = true;
+    }
     source_add_file(s, f);
-    tail_seek(f, row ? row->offset : 0);
+    tail_seek(f, offset);
     agent_mark_dirty(s->a, f);
-    announce(s, f, row ? row->offset : 0, (uint64_t)c->st.st_size,
-             row ? "rotated while stopped, finishing it first"
-                 : "rotated while stopped, never read");
+    announce(s, f, offset, rf->size == ROTATION_SIZE_UNKNOWN ? (uint64_t)st.st_size : rf->size,
+             why);
+    if (rf->index == 0)
+        watch_parent_of(s, rf->path);
     source_mark_ready(s, f);
     return f;
 }
 
-/* The live name of a file whose row may name one of its rotations:
- * "x-json.log.2" and "x-json.log.1.gz" -> "x-json.log"; kubelet's
- * "0.log.20241124-092000" -> "0.log". Rotations are then "<base>.*". */
-static char *rotation_base(const char *path)
-{
-    char *base = xstrdup(path);
-    size_t n = strlen(base);
-    if (n > 3 && strcmp(base + n - 3, ".gz") == 0)
-        base[n -= 3] = 0;
-    char *dot = strrchr(base, '.');
-    if (dot && dot[1] && !strchr(dot, '/') && strspn(dot + 1, "0123456789-") == strlen(dot + 1))
-        *dot = 0;
-    return base;
-}
+/* The stored rows of a source, loaded once for the initial scan; each is
+ * planned with the log it belongs to, the rest after the scan. */
+struct init_rows {
+    cp_file *rows;
+    size_t n;
+    bool *used;
+};
 
-/* The paths "<base>.*" in base's directory, matched as names: never as a
- * glob pattern, in which a '[' or a '*' of a file name would be a wildcard. */
-static char **list_rotations(const char *base, size_t *count)
+/* Plan and open the log `base` (its live file, if any, is `live_ctr`'s):
+ * rows[] of that log, files from its directory. */
+static void plan_log(source *s, const char *base, init_rows *ir, container *live_ctr)
 {
-    _cleanup_free_ char *copy = xstrdup(base), *copy2 = xstrdup(base);
-    const char *dir = dirname(copy), *name = basename(copy2);
-    size_t len = strlen(name), n = 0;
-    char **paths = NULL;
-    DIR *d = opendir(dir);
-    struct dirent *de;
-    while (d && (de = readdir(d))) {
-        if (strncmp(de->d_name, name, len) != 0 || de->d_name[len] != '.')
+    log_files g;
+    gather(base, &g);
+    size_t *idx = xcalloc(ir->n + 1, sizeof *idx);
+    rot_row *rows = xcalloc(ir->n + 1, sizeof *rows);
+    size_t n_rows = 0;
+    for (size_t i = 0; i < ir->n; i++) {
+        if (ir->used[i])
             continue;
-        paths = xrealloc(paths, (n + 1) * sizeof *paths);
-        paths[n++] = xasprintf("%s/%s", dir, de->d_name);
-    }
-    if (d)
-        closedir(d);
-    *count = n;
-    return paths;
-}
-
-static void resume_rotated(source *s, const cp_file *row)
-{
-    _cleanup_free_ char *base = rotation_base(row->path);
-    size_t n_paths = 0;
-    char **paths = list_rotations(base, &n_paths);
-    rotated_cand *c = xcalloc(n_paths + 1, sizeof *c);
-    size_t n = 0, found = SIZE_MAX;
-    for (size_t i = 0; i < n_paths; i++) {
-        if (stat(paths[i], &c[n].st) < 0 || !S_ISREG(c[n].st.st_mode))
+        _cleanup_free_ char *b = rotation_base(ir->rows[i].path);
+        if (strcmp(b, base) != 0)
             continue;
-        c[n].path = paths[i];
-        n++;
+        ir->used[i] = true;
+        idx[n_rows] = i;
+        rows[n_rows++] = (rot_row){.dev = ir->rows[i].dev, .ino = ir->rows[i].ino,
+                                   .fp = ir->rows[i].fingerprint,
+                                   .fp_len = ir->rows[i].fingerprint_len,
+                                   .offset = ir->rows[i].offset};
     }
-    qsort(c, n, sizeof *c, cand_by_mtime);
-    for (size_t i = 0; i < n && found == SIZE_MAX; i++) {
-        bool same = is_gz(c[i].path) ? gz_matches(c[i].path, row)
-                                     : ((uint64_t)c[i].st.st_dev == row->dev &&
-                                        (uint64_t)c[i].st.st_ino == row->ino);
-        if (same)
-            found = i;
+    start_at start = s->cfg->start == START_AT_DEFAULT ? START_AT_END : s->cfg->start;
+    rot_plan plan;
+    rotation_plan(g.f, g.n, rows, n_rows,
+                  (rot_policy){.first_run = s->first_run, .start_at_end = start == START_AT_END},
+                  &plan);
+    for (size_t k = 0; k < plan.n_forget; k++) {
+        const cp_file *r = &ir->rows[idx[plan.forget[k]]];
+        if (s->a->cp)
+            checkpoint_delete_file(s->a->cp, s->name, r->dev, r->ino);
     }
-    if (found == SIZE_MAX) {
+    for (size_t k = 0; k < plan.n_gaps; k++) {
+        const cp_file *r = &ir->rows[idx[plan.gaps[k]]];
         s->st.gaps++;
         log_warning("source %s: %s (read up to offset %llu) was rotated or removed while cwlogd "
                     "was stopped and cannot be found among its rotations; its unread part is "
                     "lost",
-                    s->name, row->path, (unsigned long long)row->offset);
-        if (s->a->cp)
-            checkpoint_delete_file(s->a->cp, s->name, row->dev, row->ino);
-    } else {
-        tailfile *prev = open_rotated(s, &c[found], row);
-        /* Newer rotations we never saw come next, oldest first, then the current file. */
-        for (size_t i = found + 1; i < n && prev; i++) {
-            char key[64];
-            id_key(key, sizeof key, (uint64_t)c[i].st.st_dev, (uint64_t)c[i].st.st_ino);
-            if (smap_get(&s->by_id, key))
-                continue;
-            tailfile *f = open_rotated(s, &c[i], NULL);
-            if (f) {
-                f->wait_for = prev;
-                prev = f;
-            }
-        }
-        tailfile *cur = smap_get(&s->by_path, base);
-        if (cur && prev && cur != prev)
-            cur->wait_for = prev;
+                    s->name, r->path, (unsigned long long)r->offset);
     }
-    free(c);
-    for (size_t i = 0; i < n_paths; i++)
-        free(paths[i]);
-    free(paths);
+    tailfile *prev = NULL;
+    for (size_t k = 0; k < plan.n_steps; k++) {
+        const rot_step *st = &plan.steps[k];
+        const rot_file *rf = &g.f[st->file];
+        char key[64];
+        id_key(key, sizeof key, rf->dev, rf->ino);
+        if (!rf->gz && smap_get(&s->by_id, key))
+            continue; /* already read in this run */
+        const cp_file *row = st->row >= 0 ? &ir->rows[idx[st->row]] : NULL;
+        container *ctr = NULL;
+        if (rf->index == 0 && live_ctr) {
+            ctr = live_ctr;
+            live_ctr = NULL;
+        }
+        tailfile *f = open_step(s, rf, row, st->offset, rotation_why_str(st->why), ctr);
+        if (!f)
+            continue;
+        f->seen = true;
+        if (prev)
+            f->wait_for = prev;
+        prev = f;
+    }
+    container_unref(live_ctr); /* the plan did not open the live file */
+    rotation_plan_free(&plan);
+    free(idx);
+    free(rows);
+    log_files_clear(&g);
 }
 
-static void resume_rows(source *s)
+/* Rows of logs whose live file the initial scan did not find (a removed
+ * container, a file source's rotations): their rotations may be there. */
+static void plan_leftovers(source *s, init_rows *ir)
 {
-    cp_file *rows = NULL;
-    size_t n = 0;
-    if (!s->a->cp || checkpoint_list_files(s->a->cp, s->name, &rows, &n) < 0)
-        return;
-    for (size_t i = 0; i < n; i++) {
-        char key[64];
-        id_key(key, sizeof key, rows[i].dev, rows[i].ino);
-        if (!smap_get(&s->by_id, key))
-            resume_rotated(s, &rows[i]);
-        cp_file_clear(&rows[i]);
+    for (size_t i = 0; i < ir->n; i++) {
+        if (ir->used[i])
+            continue;
+        _cleanup_free_ char *base = rotation_base(ir->rows[i].path);
+        plan_log(s, base, ir, NULL);
     }
+}
+
+static void init_rows_clear(init_rows *ir)
+{
+    for (size_t i = 0; i < ir->n; i++)
+        cp_file_clear(&ir->rows[i]);
+    free(ir->rows);
+    free(ir->used);
+    *ir = (init_rows){0};
+}
+
+/* A finished file's row stays, marked done, while its content is still in
+ * the directory under some name; rows of this log whose files are all gone
+ * are deleted. */
+static void keep_done_row(source *s, tailfile *f)
+{
+    if (!s->a->cp)
+        return;
+    cp_file row = {.source = s->name, .path = f->path, .dev = f->dev, .ino = f->ino,
+                   .fingerprint_len = f->fp_len, .offset = ROTATION_DONE};
+    memcpy(row.fingerprint, f->fp, f->fp_len);
+    checkpoint_put_file(s->a->cp, &row);
+
+    _cleanup_free_ char *base = rotation_base(f->path);
+    cp_file *all = NULL;
+    size_t n_all = 0;
+    if (checkpoint_list_files(s->a->cp, s->name, &all, &n_all) < 0)
+        return;
+    rot_row *rows = xcalloc(n_all + 1, sizeof *rows);
+    size_t *idx = xcalloc(n_all + 1, sizeof *idx), n = 0;
+    for (size_t i = 0; i < n_all; i++) {
+        _cleanup_free_ char *b = rotation_base(all[i].path);
+        if (strcmp(b, base) != 0 || all[i].offset != ROTATION_DONE)
+            continue;
+        idx[n] = i;
+        rows[n++] = (rot_row){.dev = all[i].dev, .ino = all[i].ino, .fp = all[i].fingerprint,
+                              .fp_len = all[i].fingerprint_len, .offset = all[i].offset};
+    }
+    if (n > 0) {
+        log_files g;
+        gather(base, &g);
+        rot_plan plan;
+        rotation_plan(g.f, g.n, rows, n, (rot_policy){0}, &plan);
+        for (size_t k = 0; k < plan.n_forget; k++)
+            checkpoint_delete_file(s->a->cp, s->name, all[idx[plan.forget[k]]].dev,
+                                   all[idx[plan.forget[k]]].ino);
+        rotation_plan_free(&plan);
+        log_files_clear(&g);
+    }
+    for (size_t i = 0; i < n_all; i++)
+        cp_file_clear(&all[i]);
+    free(all);
     free(rows);
+    free(idx);
 }
 
 void source_scan(source *s)
@@ -1036,13 +1204,12 @@ void source_scan(source *s)
         return;
     }
     s->rescan_pending = false;
+    init_rows ir = {0};
     if (initial && s->a->cp) {
-        cp_file *rows = NULL;
-        size_t n = 0;
-        s->first_run = checkpoint_list_files(s->a->cp, s->name, &rows, &n) == 0 && n == 0;
-        for (size_t i = 0; i < n; i++)
-            cp_file_clear(&rows[i]);
-        free(rows);
+        s->first_run = checkpoint_list_files(s->a->cp, s->name, &ir.rows, &ir.n) == 0 &&
+                       ir.n == 0;
+        ir.used = xcalloc(ir.n + 1, sizeof *ir.used);
+        scanning_rows = &ir;
     } else if (initial) {
         s->first_run = true;
     }
@@ -1058,8 +1225,11 @@ void source_scan(source *s)
             if (f->state != TAIL_ACTIVE)
                 source_mark_ready(s, f);
         }
-    if (initial)
-        resume_rows(s);
+    if (scanning_rows) {
+        plan_leftovers(s, &ir);
+        scanning_rows = NULL;
+        init_rows_clear(&ir);
+    }
     s->initial_scan_done = true;
 }
 
@@ -1124,7 +1294,7 @@ void source_pump(source *s)
         if (f->state == TAIL_ACTIVE)
             tail_check_rotation(f);
         if (f->state == TAIL_ROTATED &&
-            (s->a->opt.once || now_monotonic_ms() - f->last_growth_ms >= ROTATE_GRACE_MS)) {
+            (s->a->opt.once || now_monotonic_ms() - f->rotated_ms >= ROTATE_GRACE_MS)) {
             if (tail_finish(f) < 0) {
                 if (park(s, f))
                     continue;
@@ -1249,8 +1419,12 @@ void source_flush_stale_partials(source *s, int64_t older_than_ms)
 void source_release_file(tailfile *f)
 {
     source *s = f->src;
-    if (s->a->cp)
-        checkpoint_delete_file(s->a->cp, s->name, f->dev, f->ino);
+    if (s->journal) {
+        if (s->a->cp)
+            checkpoint_delete_file(s->a->cp, s->name, f->dev, f->ino);
+    } else {
+        keep_done_row(s, f);
+    }
     if (f->ctr && f->ctr->refs == 2) {
         /* Only the cache and this file know the container: forget it when its
          * directory is gone. */

@@ -78,6 +78,11 @@ typedef struct tailfile {
      * (procfs and the like say 0) is not truncated when it "shrinks". */
     uint64_t size_seen;
     bool size_untrusted;
+    /* When its rotation was noticed: it is finished at its end once a writer
+     * that still had it open has had ROTATE_GRACE_MS to let go. Counted from
+     * the rotation, not from the last read: a file read late (behind an older
+     * rotation) must not wait again, or every rotation adds the grace. */
+    int64_t rotated_ms;
 
     /* Offsets are logical: base + physical; base grows by the old size at
      * each truncation so offsets stay monotonic across copy-truncate. */

@@ -20,6 +20,8 @@
 static buf scratch;  /* escape/repair output; one thread */
 static buf unescaped; /* multiline matching */
 
+static void release_carried(pending *p, uint64_t end);
+
 tailfile *tail_new(source *s, const char *path, int fd, const struct stat *st)
 {
     tailfile *f = xcalloc(1, sizeof *f);
@@ -285,6 +287,7 @@ static int flush_pending(tailfile *f, int slot, uint64_t end)
     int r = deliver(f, slot, p->ts, p->esc.data, p->esc.len, p->utf8, p->start, end);
     if (r < 0)
         return r;
+    release_carried(p, end);
     p->active = false;
     p->esc.len = 0;
     p->utf8 = 0;
@@ -327,6 +330,7 @@ static int emit(tailfile *f, int slot, int64_t ts, const char *esc, size_t len, 
         p->utf8 -= utf8;
         return r;
     }
+    release_carried(p, line_end);
     p->active = false;
     p->esc.len = 0;
     p->utf8 = 0;
@@ -607,11 +611,71 @@ void tail_check_rotation(tailfile *f)
     if (stat(f->path, &st) < 0 || (uint64_t)st.st_dev != f->dev || (uint64_t)st.st_ino != f->ino) {
         log_debug("source %s: %s was rotated or removed", f->src->name, f->path);
         f->state = TAIL_ROTATED;
+        f->rotated_ms = now_monotonic_ms();
         f->src->rotations_open = true;
         if (smap_get(&f->src->by_path, f->path) == f)
             smap_remove(&f->src->by_path, f->path);
         agent_schedule_rescan(f->src->a, f->src);
     }
+}
+
+/* Hand an event still open at the end of a rotated file (m) to the next file
+ * (n): this file's checkpoint stays at the event's start until the next one
+ * has delivered it. */
+static void carry(tailfile *f, tailfile *next, pending *m, pending *n)
+{
+    if (next->acked > next->base) {
+        /* The next file resumes past its start (a restart): the event was
+         * delivered from there whole, before this file's hold was let go. */
+        m->active = false;
+        m->esc.len = 0;
+        m->utf8 = 0;
+        return;
+    }
+    if (!f->held || m->start < f->held_start)
+        f->held_start = m->start;
+    f->held = true;
+    f->held_by = next;
+    f->src->joins_open = f->src->rotations_open = true;
+    f->held_release_end = UINT64_MAX;
+    buf tmp = n->esc;
+    *n = *m;
+    n->start = n->end = next->acked;
+    n->carried_from = f;
+    m->esc = tmp;
+    m->esc.len = 0;
+    m->active = false;
+    m->utf8 = 0;
+}
+
+static void release_carried(pending *p, uint64_t end)
+{
+    if (p->carried_from) {
+        p->carried_from->held_release_end = end;
+        p->carried_from = NULL;
+    }
+}
+
+static tailfile *next_rotation(tailfile *f)
+{
+    tailfile *next = NULL;
+    for (tailfile *g = f->src->files; g; g = g->next)
+        if (g->wait_for == f)
+            next = g;
+    return next;
+}
+
+/* A json-file line Docker split into 16 KiB partial entries may be cut by a
+ * rotation: its first entries end this file, the rest start the next one.
+ * Join them there instead of shipping two pieces. */
+static void carry_partials(tailfile *f)
+{
+    tailfile *next = next_rotation(f);
+    if (!next)
+        return;
+    for (int i = 0; i < 2; i++)
+        if (f->pend[i].active && !next->pend[i].active && !f->ml[i].active)
+            carry(f, next, &f->pend[i], &next->pend[i]);
 }
 
 /* A multiline event still open at the end of a rotated file continues at the
@@ -620,36 +684,21 @@ static void carry_multiline(tailfile *f)
 {
     if (!f->src->multiline)
         return;
-    tailfile *next = NULL;
-    for (tailfile *g = f->src->files; g; g = g->next)
-        if (g->wait_for == f)
-            next = g;
+    tailfile *next = next_rotation(f);
     if (!next)
         return;
     for (int i = 0; i < 2; i++) {
         pending *m = &f->ml[i], *n = &next->ml[i];
         if (!m->active || n->active || f->pend[i].active)
             continue;
-        if (!f->held || m->start < f->held_start)
-            f->held_start = m->start;
-        f->held = true;
-        f->held_by = next;
-        f->src->joins_open = f->src->rotations_open = true;
-        f->held_release_end = UINT64_MAX;
-        buf tmp = n->esc;
-        *n = *m;
-        n->start = n->end = next->acked;
-        n->carried_from = f;
-        m->esc = tmp;
-        m->esc.len = 0;
-        m->active = false;
-        m->utf8 = 0;
+        carry(f, next, m, n);
     }
 }
 
 int tail_finish(tailfile *f)
 {
     carry_multiline(f);
+    carry_partials(f);
     int r = tail_flush_partials(f);
     if (r < 0)
         return r;

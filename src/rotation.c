@@ -1,0 +1,222 @@
+/* rotation.c: the plan for reading a rotated log after a restart (see
+ * rotation.h): pure functions, no I/O. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "rotation.h"
+#include "util.h"
+
+const char *rotation_why_str(rot_why w)
+{
+    switch (w) {
+    case ROT_RESUME:
+        return "resuming";
+    case ROT_FINISH:
+        return "rotated while stopped, finishing it first";
+    case ROT_UNREAD:
+        return "rotated while stopped, never read";
+    case ROT_NEW:
+        return "new file";
+    case ROT_START_END:
+        return "start_at = end";
+    case ROT_START_BEGIN:
+        return "start_at = beginning";
+    case ROT_TRUNCATED:
+        return "truncated while stopped";
+    }
+    return "?";
+}
+
+bool rotation_fp_matches(const unsigned char *stored, size_t stored_len,
+                         const unsigned char *cur, size_t cur_len)
+{
+    return cur_len >= stored_len && memcmp(stored, cur, stored_len) == 0;
+}
+
+bool rotation_parse_name(const char *base, const char *path, unsigned *index, bool *gz)
+{
+    size_t bn = strlen(base), pn = strlen(path);
+    *index = 0;
+    *gz = false;
+    if (pn < bn || memcmp(base, path, bn) != 0)
+        return false;
+    if (pn == bn)
+        return true;
+    const char *p = path + bn;
+    if (*p++ != '.' || !(*p >= '0' && *p <= '9'))
+        return false;
+    unsigned long n = 0;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        n = n * 10 + (unsigned long)(*p - '0');
+        if (n > 1000000)
+            return false;
+    }
+    if (strcmp(p, ".gz") == 0)
+        *gz = true;
+    else if (*p)
+        return false;
+    if (n == 0)
+        return false;
+    *index = (unsigned)n;
+    return true;
+}
+
+char *rotation_base(const char *path)
+{
+    char *base = xstrdup(path);
+    size_t n = strlen(base);
+    if (n > 3 && strcmp(base + n - 3, ".gz") == 0)
+        base[n -= 3] = 0;
+    char *dot = strrchr(base, '.');
+    if (dot && dot[1] && !strchr(dot, '/') && strspn(dot + 1, "0123456789-") == strlen(dot + 1))
+        *dot = 0;
+    return base;
+}
+
+/* Oldest first: higher index first, the live file (0) last; a .gz after its
+ * uncompressed twin. */
+static const rot_file *sort_files; /* one thread */
+
+static int by_age(const void *a, const void *b)
+{
+    const rot_file *x = &sort_files[*(const size_t *)a], *y = &sort_files[*(const size_t *)b];
+    unsigned xi = x->index ? x->index : UINT32_MAX, yi = y->index ? y->index : UINT32_MAX;
+    if (xi != yi) /* the live file is the newest */
+        return xi == UINT32_MAX ? 1 : yi == UINT32_MAX ? -1 : (xi > yi ? -1 : 1);
+    if (x->gz != y->gz)
+        return x->gz ? 1 : -1;
+    return strcmp(x->path, y->path);
+}
+
+static bool identity_matches(const rot_file *f, const rot_row *r)
+{
+    if (f->dev != r->dev || f->ino != r->ino)
+        return false;
+    /* A reused inode is another file: its first bytes differ, or it is
+     * shorter than the file was when the row was written (inodes are reused
+     * at once: the live file Docker creates often gets the inode of the .1
+     * its compression just removed). */
+    return rotation_fp_matches(r->fp, r->fp_len, f->fp, f->fp_len);
+}
+
+void rotation_plan(const rot_file *files, size_t n_files, const rot_row *rows, size_t n_rows,
+                   rot_policy pol, rot_plan *out)
+{
+    *out = (rot_plan){0};
+    size_t *order = xcalloc(n_files + 1, sizeof *order);
+    long *row_of = xcalloc(n_files + 1, sizeof *row_of);   /* file -> row, or -1 */
+    long *file_of = xcalloc(n_rows + 1, sizeof *file_of);  /* row -> file, or -1 */
+    bool *writing = xcalloc(n_files + 1, sizeof *writing); /* a .gz with its twin */
+    for (size_t i = 0; i < n_files; i++) {
+        order[i] = i;
+        row_of[i] = -1;
+        for (size_t j = 0; j < n_files && files[i].gz; j++)
+            if (!files[j].gz && files[j].index == files[i].index && files[i].index > 0)
+                writing[i] = true;
+    }
+    for (size_t r = 0; r < n_rows; r++)
+        file_of[r] = -1;
+    sort_files = files;
+    qsort(order, n_files, sizeof *order, by_age);
+
+    /* Rows to files: by identity first, then complete .gz files by content. */
+    for (size_t r = 0; r < n_rows; r++)
+        for (size_t i = 0; i < n_files && file_of[r] < 0; i++)
+            if (row_of[i] < 0 && !writing[i] && identity_matches(&files[i], &rows[r])) {
+                row_of[i] = (long)r;
+                file_of[r] = (long)i;
+            }
+    for (size_t r = 0; r < n_rows; r++) {
+        if (file_of[r] >= 0 || rows[r].fp_len == 0)
+            continue;
+        for (size_t k = 0; k < n_files; k++) {
+            size_t i = order[k];
+            if (row_of[i] < 0 && files[i].gz && !writing[i] &&
+                rotation_fp_matches(rows[r].fp, rows[r].fp_len, files[i].fp, files[i].fp_len)) {
+                row_of[i] = (long)r;
+                file_of[r] = (long)i;
+                break;
+            }
+        }
+    }
+
+    long newest = -1; /* position in `order` of the newest matched file */
+    for (size_t k = 0; k < n_files; k++)
+        if (row_of[order[k]] >= 0)
+            newest = (long)k;
+
+    out->steps = xcalloc(n_files + 1, sizeof *out->steps);
+    out->skipped = xcalloc(n_files + 1, sizeof *out->skipped);
+    for (size_t k = 0; k < n_files; k++) {
+        size_t i = order[k];
+        const rot_file *f = &files[i];
+        rot_step st = {.file = i, .row = row_of[i], .offset = 0};
+        if (writing[i]) {
+            out->skipped[out->n_skipped++] = i; /* its twin is read */
+            continue;
+        }
+        if (st.row >= 0) {
+            uint64_t off = rows[st.row].offset;
+            if (off == ROTATION_DONE && f->index == 0) {
+                /* Read to its end before, yet under the live name again. */
+                st.why = ROT_RESUME;
+                st.offset = f->size == ROTATION_SIZE_UNKNOWN ? 0 : f->size;
+                out->steps[out->n_steps++] = st;
+                continue;
+            }
+            if (off == ROTATION_DONE || (f->size != ROTATION_SIZE_UNKNOWN && off == f->size &&
+                                         f->index > 0)) {
+                out->skipped[out->n_skipped++] = i;
+                continue;
+            }
+            if (f->size != ROTATION_SIZE_UNKNOWN && off > f->size) {
+                st.why = ROT_TRUNCATED;
+            } else {
+                st.offset = off;
+                st.why = f->index ? ROT_FINISH : ROT_RESUME;
+            }
+        } else if (newest >= 0 && (long)k < newest) {
+            out->skipped[out->n_skipped++] = i; /* older than a file we were reading */
+            continue;
+        } else if (newest < 0 && pol.first_run) {
+            if (pol.start_at_end) {
+                if (f->index > 0) {
+                    out->skipped[out->n_skipped++] = i;
+                    continue;
+                }
+                st.why = ROT_START_END;
+                st.offset = f->size == ROTATION_SIZE_UNKNOWN ? 0 : f->size;
+            } else {
+                st.why = ROT_START_BEGIN;
+            }
+        } else {
+            st.why = f->index ? ROT_UNREAD : ROT_NEW;
+        }
+        out->steps[out->n_steps++] = st;
+    }
+
+    out->forget = xcalloc(n_rows + 1, sizeof *out->forget);
+    out->gaps = xcalloc(n_rows + 1, sizeof *out->gaps);
+    for (size_t r = 0; r < n_rows; r++) {
+        if (file_of[r] >= 0)
+            continue;
+        out->forget[out->n_forget++] = r;
+        if (rows[r].offset != ROTATION_DONE)
+            out->gaps[out->n_gaps++] = r;
+    }
+    free(order);
+    free(row_of);
+    free(file_of);
+    free(writing);
+}
+
+void rotation_plan_free(rot_plan *p)
+{
+    if (!p)
+        return;
+    free(p->steps);
+    free(p->gaps);
+    free(p->forget);
+    free(p->skipped);
+    *p = (rot_plan){0};
+}
