@@ -169,6 +169,10 @@ class Journal(Case):
         want = collections.Counter()
         for _ in range(8):
             want.update(self.append("app.service", 400, "a"))
+        # A clean first run creates the stream (paced, as on a fresh host).
+        d = self.env.start(dry_run=False)
+        wait_until(lambda: self.fake.events(), timeout=60, what="the first events")
+        self.assertEqual(d.stop(), 0)
         self.fake.set_faults([{"op": "PutLogEvents", "kind": "answer_latency",
                                "seconds": 0.4, "probability": 0.5}], seed=4)
         rng = random.Random(7)
@@ -186,6 +190,9 @@ class Journal(Case):
         self.assertEqual(sum((want - got).values()), 0, "lost")
         check_duplicates_were_in_flight(self, self.fake, kills, sum((got - want).values()),
                                         sum(want.values()))
+        puts = self.fake.put_requests()
+        self.assertGreater(sum(1 for t0, t1, _ in kills for p in puts.values()
+                               if t0 <= p["stored"] <= t1), 0, "no request was sent in any run")
 
     def test_first_run_at_the_end_skips_what_matched_before_and_only_that(self):
         self.append("app.service", 20, "old")
