@@ -314,25 +314,39 @@ int journal_end_cursor(journal *j, char **cursor)
     return 0;
 }
 
-int journal_seek_after_position(journal *j, const char *cursor)
+/* Seek to the cursor and step onto the first matching entry at or after
+ * it: 1 and the result of comparing it with the cursor in *same, 0 when
+ * there is none (the position stays), or a negative errno (logged). */
+static int seek_and_step(journal *j, const char *cursor, bool *same)
 {
-    assert(j);
-    assert(cursor);
     forget_entry(j);
     int r = sd_journal_seek_cursor(j->sd, cursor);
     if (r < 0)
         return log_error_errno(r, "journal %s: cannot seek to cursor %s: %m", j->name, cursor);
-    /* The first matching entry at or after the position: the position's own
-     * entry (when it matches) was there before, anything else is new. */
+    /* A seek only sets a position; the next entry at or after it is the
+     * cursor's own when it still exists (and matches), else the one after. */
     r = sd_journal_next(j->sd);
     if (r < 0)
         return log_error_errno(r, "journal %s: cannot read after cursor %s: %m", j->name, cursor);
     if (r == 0)
-        return 0; /* nothing after it yet; the position stays */
+        return 0;
     r = sd_journal_test_cursor(j->sd, cursor);
     if (r < 0)
         return log_error_errno(r, "journal %s: cannot compare with cursor %s: %m", j->name, cursor);
-    if (r == 0)
+    *same = r > 0;
+    return 1;
+}
+
+int journal_seek_after_position(journal *j, const char *cursor)
+{
+    assert(j);
+    assert(cursor);
+    bool same = false;
+    int r = seek_and_step(j, cursor, &same);
+    if (r < 0)
+        return r;
+    /* The position's own entry was there before; anything else is new. */
+    if (r > 0 && !same)
         j->pending = true;
     return 0;
 }
@@ -341,15 +355,10 @@ int journal_seek_after_cursor(journal *j, const char *cursor)
 {
     assert(j);
     assert(cursor);
-    forget_entry(j);
-    int r = sd_journal_seek_cursor(j->sd, cursor);
+    bool same = false;
+    int r = seek_and_step(j, cursor, &same);
     if (r < 0)
-        return log_error_errno(r, "journal %s: cannot seek to cursor %s: %m", j->name, cursor);
-    /* A seek only sets a position; the next entry at or after it is the
-     * cursor's own when it still exists, and the one to read next when not. */
-    r = sd_journal_next(j->sd);
-    if (r < 0)
-        return log_error_errno(r, "journal %s: cannot read after cursor %s: %m", j->name, cursor);
+        return r;
     if (r == 0) {
         /* Nothing at or after the position: the cursor's entry is gone too.
          * The position stays, so later entries are read from there. */
@@ -357,10 +366,7 @@ int journal_seek_after_cursor(journal *j, const char *cursor)
                     cursor);
         return 1;
     }
-    r = sd_journal_test_cursor(j->sd, cursor);
-    if (r < 0)
-        return log_error_errno(r, "journal %s: cannot compare with cursor %s: %m", j->name, cursor);
-    if (r > 0)
+    if (same)
         return 0; /* on the cursor's entry, which was read before */
     j->pending = true;
     log_warning("journal %s: cursor %s not found (entries vacuumed or rotated away?), "

@@ -171,6 +171,16 @@ class Env:
             d.kill()
 
 
+def wait_until(pred, timeout=20, what="condition"):
+    """Poll pred() every 50 ms until it is true; fail after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for " + what)
+
+
 def parse_records(data):
     out = []
     for line in data.decode("utf-8").splitlines():

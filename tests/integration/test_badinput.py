@@ -18,7 +18,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import BIN, Container, Daemon, Env, main  # noqa: E402
+from harness import BIN, Container, Daemon, Env, main, wait_until  # noqa: E402
 import unittest  # noqa: E402
 from test_upload import UploadCase, fixture_lines  # noqa: E402
 
@@ -26,15 +26,6 @@ NOW_NS = time.time_ns()
 NOBODY = 65534
 MIB = 1024 * 1024
 MAX_EVENT = 1048550  # the default max_event_size: 1 MiB - 26
-
-
-def wait_until(pred, timeout=20, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
 
 
 def messages(fake, stream=None):
@@ -92,7 +83,7 @@ def metrics(sock):
     for line in p.stdout.splitlines():
         if line and not line.startswith("#"):
             name, _, value = line.rpartition(" ")
-            out[name] = int(value)
+            out[name] = float(value) if "." in value else int(value)
     return out
 
 

@@ -55,7 +55,7 @@ class Control(unittest.TestCase):
         # Every non-comment line is "name{labels} value" or "name value".
         for line in text.splitlines():
             if line and not line.startswith("#"):
-                self.assertRegex(line, r'^[a-z_]+(\{[^}]*\})? \d+$')
+                self.assertRegex(line, r'^[a-z_]+(\{[^}]*\})? \d+(\.\d+)?$')
         self.assertEqual(d.stop(), 0)
         self.assertFalse(os.path.exists(sock))
 

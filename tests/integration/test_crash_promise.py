@@ -21,20 +21,11 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Container, Env, main  # noqa: E402
+from harness import Container, Env, main, wait_until  # noqa: E402
 import unittest  # noqa: E402
 from fake_aws import FakeAWS  # noqa: E402
 from test_journald import REMOTE, unit_entry, write_journal  # noqa: E402
 from test_crash import check_duplicates_were_in_flight, committed_requests  # noqa: E402
-
-
-def wait_until(pred, timeout=30, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if pred():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
 
 
 class Case(unittest.TestCase):
