@@ -15,6 +15,7 @@ import unittest  # noqa: E402
 from fake_aws import FakeAWS  # noqa: E402
 
 KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+AUDIT_KEY = "arn:aws:kms:us-east-1:123456789012:key/0000ffff-12ab-34cd-56ef-1234567890ab"
 
 
 class Groups(unittest.TestCase):
@@ -42,7 +43,7 @@ class Groups(unittest.TestCase):
             "containers": self.env.docker_source(group="/ecs/app", stream="{container_name}"),
             "audit": {"type": "file", "path": logs, "group": "/audit", "stream": "s",
                       "start_at": "beginning", "retention_days": "365",
-                      "group_class": "STANDARD",
+                      "group_class": "STANDARD", "kms_key_id": AUDIT_KEY,
                       "group_tags": "team=security\ngroup_tags = data=regulated"},
         }, cloudwatch="retention_days = 7\ngroup_class = INFREQUENT_ACCESS\n"
                       "group_tags = team=payments\ngroup_tags = cost center=42\n"
@@ -57,7 +58,7 @@ class Groups(unittest.TestCase):
         # The source's own settings win; tags are merged, its value for "team".
         self.assertEqual(audit["logGroupClass"], "STANDARD")
         self.assertEqual(audit["retentionInDays"], 365)
-        self.assertEqual(audit["kmsKeyId"], KEY)
+        self.assertEqual(audit["kmsKeyId"], AUDIT_KEY)
         self.assertEqual(audit["tags"], {"team": "security", "cost center": "42",
                                          "data": "regulated"})
         ops = self.fake.requests()["ops"]
