@@ -151,7 +151,8 @@ class Box:
         """Run /sbin/init and wait until `systemctl is-system-running` says running
         (or degraded: the failed units are then in self.failed_units)."""
         self.d.docker("run", "-d", "--name", self.name, "--network", "host",
-                      "--cap-add", "SYS_ADMIN", "--cap-add", "DAC_READ_SEARCH", "--tmpfs", "/run", "--tmpfs", "/run/lock",
+                      "--cap-add", "SYS_ADMIN", "--cap-add", "DAC_READ_SEARCH",
+                      "--tmpfs", "/run", "--tmpfs", "/run/lock",
                       "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--stop-timeout", "20",
                       self.image, "/sbin/init", timeout=120)
         self.started = True

@@ -249,7 +249,8 @@ class Test:
             "StatusText: %r" % s["StatusText"])
         out = self.sh("SYSTEMD_COLORS=0 systemctl status --no-pager cwlogd", check=False).stdout
         assert re.search(r'^\s+Status: "\d+ source\(s\)', out, re.M), out
-        assert "Started cwlogd.service" in self.journal(200), "no `Started` (READY=1) in the journal"
+        assert "Started cwlogd.service" in self.journal(200), \
+            "no `Started` (READY=1) in the journal"
 
     def container_lines(self):
         msgs = self.write_container("ctr-a", 1, 50)
