@@ -251,8 +251,9 @@ static void once_check(loop *l, void *userdata)
     loop_quit(l, 0);
 }
 
-/* Stopping: done when no request waits for an answer (failed sends are not
- * retried while stopping; their records are read again after a restart). */
+/* Stopping: done when no request waits for an answer or for its retry (only
+ * passing failures are retried while stopping; what is left at the deadline
+ * is read again after a restart). */
 static void stop_check(loop *l, void *userdata)
 {
     agent *a = userdata;

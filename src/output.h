@@ -17,7 +17,7 @@ typedef struct output_ops {
     void (*kick)(output *o, source *s);
     /* Nothing buffered in the output and nothing in flight. */
     bool (*idle)(const output *o);
-    /* Requests waiting for an answer. */
+    /* Requests waiting for an answer or for their retry. */
     size_t (*in_flight)(const output *o);
     /* Make what was acknowledged durable before checkpoints move past it.
      * 0 or a negative errno. */

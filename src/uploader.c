@@ -15,6 +15,7 @@
 
 #define BACKOFF_BASE_MS 250
 #define BACKOFF_CAP_MS 30000
+#define STOP_RETRY_CAP_MS 1000 /* while stopping: within the 20 s deadline */
 #define DENIED_BASE_MS 5000
 #define DENIED_CAP_MS 120000
 #define AGE_TICK_MS 100
@@ -679,10 +680,14 @@ static void retry_cb(loop *l, void *userdata)
     send_next(s);
 }
 
-static void schedule_retry(upstream *s, uint64_t base, uint64_t cap)
+static void schedule_retry(upstream *s, cw_result r, uint64_t base, uint64_t cap)
 {
-    if (s->u->a->stopping) {
-        /* Stopping: no retries; what is left is read again after the restart. */
+    /* Stopping: a passing failure (CW_RETRY: throttling, 5xx, a reset, a
+     * timeout) is retried, every second at most, until the agent's stop
+     * deadline; what an operator must fix is not. What is left is read again
+     * after the restart. */
+    bool stopping = s->u->a->stopping;
+    if (stopping && r != CW_RETRY) {
         s->busy = false;
         s->step = STEP_IDLE;
         agent_output_progress(s->u->a);
@@ -691,7 +696,7 @@ static void schedule_retry(upstream *s, uint64_t base, uint64_t cap)
     s->busy = true;
     if (!s->retry)
         s->retry = loop_timer_new(s->u->a->loop, retry_cb, s);
-    uint64_t d = backoff_ms(s->attempts++, base, cap);
+    uint64_t d = backoff_ms(s->attempts++, base, stopping ? MIN(cap, STOP_RETRY_CAP_MS) : cap);
     s->u->st.retries++;
     loop_timer_arm(s->retry, d, 0);
 }
@@ -1017,7 +1022,7 @@ static void create_group_done(cw_result r, const cw_error *err, const char *body
     s->grp->state = GROUP_MISSING;
     s->grp->probed = false;
     s->step = STEP_IDLE;
-    schedule_retry(s, r == CW_DENIED ? DENIED_BASE_MS : BACKOFF_BASE_MS,
+    schedule_retry(s, r, r == CW_DENIED ? DENIED_BASE_MS : BACKOFF_BASE_MS,
                    r == CW_DENIED ? DENIED_CAP_MS : BACKOFF_CAP_MS);
 }
 
@@ -1068,7 +1073,7 @@ static void create_stream_done(cw_result r, const cw_error *err, const char *bod
         log_failure(s, "CreateLogStream", err);
     }
     s->step = STEP_IDLE;
-    schedule_retry(s, r == CW_DENIED || r == CW_NOT_FOUND ? DENIED_BASE_MS : BACKOFF_BASE_MS,
+    schedule_retry(s, r, r == CW_DENIED || r == CW_NOT_FOUND ? DENIED_BASE_MS : BACKOFF_BASE_MS,
                    r == CW_DENIED || r == CW_NOT_FOUND ? DENIED_CAP_MS : BACKOFF_CAP_MS);
 }
 
@@ -1283,19 +1288,19 @@ static void put_done(cw_result r, const cw_error *err, const char *body, size_t 
     case CW_AUTH:
         creds_invalidate(u->a->creds);
         log_failure(s, "PutLogEvents", err);
-        schedule_retry(s, 1000, BACKOFF_CAP_MS);
+        schedule_retry(s, r, 1000, BACKOFF_CAP_MS);
         return;
     case CW_CLOCK:
         log_failure(s, "PutLogEvents", err);
-        schedule_retry(s, 1000, BACKOFF_CAP_MS);
+        schedule_retry(s, r, 1000, BACKOFF_CAP_MS);
         return;
     case CW_DENIED:
         log_failure(s, "PutLogEvents", err);
-        schedule_retry(s, DENIED_BASE_MS, DENIED_CAP_MS);
+        schedule_retry(s, r, DENIED_BASE_MS, DENIED_CAP_MS);
         return;
     default:
         log_failure(s, "PutLogEvents", err);
-        schedule_retry(s, BACKOFF_BASE_MS, BACKOFF_CAP_MS);
+        schedule_retry(s, r, BACKOFF_BASE_MS, BACKOFF_CAP_MS);
         return;
     }
 }
@@ -1309,7 +1314,8 @@ static size_t uploader_in_flight(const output *o)
     /* Requests waiting for their pace, or for their group to be settled,
      * are on their way too: stopping waits for them. */
     for (const upstream *s = u->all; s; s = s->next)
-        n += s->call || s->queued || s->group_wait || s->probing;
+        /* busy: a request or its retry is pending */
+        n += s->call || s->busy || s->queued || s->group_wait || s->probing;
     return n;
 }
 

@@ -382,6 +382,26 @@ class Upload(UploadCase):
         d2.stop()
         self.assertEqual(len(fake.events()), 100)
 
+    def test_sigterm_during_a_short_outage_retries_and_delivers_before_exiting(self):
+        # Found under systemd (tests/packaging/test_systemd.py): `systemctl stop`
+        # while CloudWatch reset connections gave up at the first failure.
+        fake = self.fake()
+        env = self.env_for(fake, cw_extra="flush_interval = 1h\n")
+        c = Container(env.containers, name="term")
+        d = env.start(dry_run=False)
+        time.sleep(0.5)
+        fake.set_faults([{"op": "logs", "kind": "outage", "seconds": 3}])
+        c.write_lines(fixture_lines(100), ts_ns=NOW_NS)
+        time.sleep(1)
+        t0 = time.monotonic()
+        d.signal(signal.SIGTERM)
+        self.assertEqual(d.stop(), 0)
+        took = time.monotonic() - t0
+        self.assertEqual([e["message"] for e in fake.events()], fixture_lines(100))
+        self.assertLess(took, 10, "the stop outlasted a 3 s outage by far")
+        self.assertGreater(sum(per.get("outage", 0)
+                               for per in fake.requests()["faults"].values()), 0)
+
 
 if __name__ == "__main__":
     main()
