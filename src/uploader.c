@@ -837,7 +837,8 @@ static bool paced_answer(upstream *s, lane_id id, cw_result r, const cw_error *e
                      lane_op[id], err->type, err->message, l->p.rate,
                      suppressed ? " (more throttles not logged)" : "");
         if (u->a->stopping) {
-            schedule_retry(s, BACKOFF_BASE_MS, BACKOFF_CAP_MS); /* drops it while stopping */
+            /* Stopping: retried on the stop's own clock, until its deadline. */
+            schedule_retry(s, r, BACKOFF_BASE_MS, BACKOFF_CAP_MS);
             return true;
         }
         paced_send(s, id, s->lane_body, s->lane_fn, true);
