@@ -33,6 +33,34 @@ bool rotation_fp_matches(const unsigned char *stored, size_t stored_len,
     return cur_len >= stored_len && memcmp(stored, cur, stored_len) == 0;
 }
 
+/* FNV-1a, 64 bits, from a given basis. */
+static uint64_t fnv1a(const unsigned char *p, size_t n, uint64_t h)
+{
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+void rotation_fingerprint(const unsigned char *head, size_t n, unsigned char *fp, size_t *fp_len)
+{
+    const unsigned char *nl = memchr(head, '\n', n);
+    size_t line = nl ? (size_t)(nl - head) + 1 : 0;
+    if (line <= ROTATION_FP_MAX) {
+        /* A short first line, or none complete yet: the bytes themselves. */
+        *fp_len = n < ROTATION_FP_MAX ? n : ROTATION_FP_MAX;
+        memcpy(fp, head, *fp_len);
+        return;
+    }
+    const size_t keep = ROTATION_FP_MAX - 24;
+    memcpy(fp, head, keep);
+    uint64_t h[3] = {(uint64_t)line, fnv1a(head, line, 0xcbf29ce484222325ULL),
+                     fnv1a(head, line, 0x84222325cbf29ce4ULL)};
+    for (int k = 0; k < 3; k++)
+        for (int b = 0; b < 8; b++)
+            fp[keep + (size_t)k * 8 + (size_t)b] = (unsigned char)(h[k] >> (8 * b));
+    *fp_len = ROTATION_FP_MAX;
+}
+
 bool rotation_parse_name(const char *base, const char *path, unsigned *index, bool *gz)
 {
     size_t bn = strlen(base), pn = strlen(path);
@@ -90,7 +118,10 @@ static int by_age(const void *a, const void *b)
 
 static bool identity_matches(const rot_file *f, const rot_row *r)
 {
-    if (f->dev != r->dev || f->ino != r->ino)
+    /* A row stored while its file was empty says nothing of which file it
+     * was: its inode may be another's by now (Docker's next live file often
+     * gets it), and taking that one for it would skip every file between. */
+    if (f->dev != r->dev || f->ino != r->ino || r->fp_len == 0)
         return false;
     /* A reused inode is another file: its first bytes differ, or it is
      * shorter than the file was when the row was written (inodes are reused
@@ -201,7 +232,9 @@ void rotation_plan(const rot_file *files, size_t n_files, const rot_row *rows, s
         if (file_of[r] >= 0)
             continue;
         out->forget[out->n_forget++] = r;
-        if (rows[r].offset != ROTATION_DONE)
+        /* Nothing was read of an empty file: its content, if any came, is
+         * in a file newer than every matched one, read from 0. */
+        if (rows[r].offset != ROTATION_DONE && rows[r].fp_len > 0)
             out->gaps[out->n_gaps++] = r;
     }
     free(order);
