@@ -171,10 +171,22 @@ void rotation_plan(const rot_file *files, size_t n_files, const rot_row *rows, s
         }
     }
 
-    long newest = -1; /* position in `order` of the newest matched file */
-    for (size_t k = 0; k < n_files; k++)
-        if (row_of[order[k]] >= 0)
+    /* Position in `order` of the newest file read to its end (a done row).
+     * Files older than it without a row were read before (their rows from
+     * before done rows were kept); files newer than it were opened in the
+     * last run, each with a row committed at its open, or never: one
+     * without a row (killed before its open was committed, or its row
+     * stored while it was empty) was not read. */
+    long newest = -1;
+    for (size_t k = 0; k < n_files; k++) {
+        size_t i = order[k];
+        if (row_of[i] < 0)
+            continue;
+        uint64_t off = rows[row_of[i]].offset;
+        if (off == ROTATION_DONE ||
+            (files[i].index > 0 && files[i].size != ROTATION_SIZE_UNKNOWN && off == files[i].size))
             newest = (long)k;
+    }
 
     out->steps = xcalloc(n_files + 1, sizeof *out->steps);
     out->skipped = xcalloc(n_files + 1, sizeof *out->skipped);
@@ -207,9 +219,9 @@ void rotation_plan(const rot_file *files, size_t n_files, const rot_row *rows, s
                 st.why = f->index ? ROT_FINISH : ROT_RESUME;
             }
         } else if (newest >= 0 && (long)k < newest) {
-            out->skipped[out->n_skipped++] = i; /* older than a file we were reading */
+            out->skipped[out->n_skipped++] = i; /* older than a file read to its end */
             continue;
-        } else if (newest < 0 && pol.first_run) {
+        } else if (n_rows == 0 && pol.first_run) {
             if (pol.start_at_end) {
                 if (f->index > 0) {
                     out->skipped[out->n_skipped++] = i;
@@ -226,6 +238,9 @@ void rotation_plan(const rot_file *files, size_t n_files, const rot_row *rows, s
         out->steps[out->n_steps++] = st;
     }
 
+    out->match = xcalloc(n_rows + 1, sizeof *out->match);
+    for (size_t r = 0; r < n_rows; r++)
+        out->match[r] = file_of[r];
     out->forget = xcalloc(n_rows + 1, sizeof *out->forget);
     out->gaps = xcalloc(n_rows + 1, sizeof *out->gaps);
     for (size_t r = 0; r < n_rows; r++) {
@@ -251,5 +266,6 @@ void rotation_plan_free(rot_plan *p)
     free(p->gaps);
     free(p->forget);
     free(p->skipped);
+    free(p->match);
     *p = (rot_plan){0};
 }

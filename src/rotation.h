@@ -68,6 +68,7 @@ typedef struct rot_plan {
     size_t n_forget;
     size_t *skipped; /* files not read: done, assumed read, or being compressed */
     size_t n_skipped;
+    long *match;     /* per row: the file it matched, or -1 */
 } rot_plan;
 
 typedef struct rot_policy {
@@ -83,8 +84,9 @@ typedef struct rot_policy {
  * - a .gz whose uncompressed twin (<base>.N beside <base>.N.gz) is still
  *   there is being written: never read, its twin is;
  * - a matched file is read from its row's offset unless done;
- * - an unmatched file older than the newest matched one was read before;
- *   newer ones were rotated (or created) while stopped: read from 0;
+ * - an unmatched file older than the newest one read to its end (a done row)
+ *   was read before; newer ones were rotated (or created) while stopped, or
+ *   opened without a usable row: read from 0;
  * - without any row: the first run's start_at (rotated files only with
  *   start_at = beginning), else everything from 0;
  * - rows matching no file are forgotten; those not done are gaps.

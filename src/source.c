@@ -572,6 +572,8 @@ static void announce(source *s, tailfile *f, uint64_t offset, uint64_t size, con
              f->stream, why, (unsigned long long)offset, (unsigned long long)size);
 }
 
+static void tidy_done_rows(source *s, const char *base);
+
 /* A file not seen before in this run: decide where it starts. */
 static void open_new(source *s, const char *path, int fd, const struct stat *st, container *ctr,
                      bool initial)
@@ -594,6 +596,13 @@ static void open_new(source *s, const char *path, int fd, const struct stat *st,
             why = "resuming";
         } else {
             why = row.offset > size ? "truncated while stopped" : "inode reused by a new file";
+            if (row.offset == ROTATION_DONE) {
+                /* The done row of the file that had this inode (compressed
+                 * since): moved to its .gz before this file's row takes
+                 * its place. */
+                _cleanup_free_ char *base = rotation_base(path);
+                tidy_done_rows(s, base);
+            }
         }
         cp_file_clear(&row);
     } else if (initial && s->first_run) {
@@ -1250,22 +1259,15 @@ static void init_rows_clear(init_rows *ir)
     *ir = (init_rows){0};
 }
 
-/* A finished file's row stays, marked done, while its content is still in
- * the directory under some name; rows of this log whose files are all gone
- * are deleted. */
-static void keep_done_row(source *s, tailfile *f)
+/* The done rows of the log `base`: deleted when no file holds their content
+ * any more, and moved to the .gz that holds it when Docker compressed their
+ * file: the inode they name is free then, and the next file given it would
+ * overwrite the row, leaving a file read to its end without one. */
+static void tidy_done_rows(source *s, const char *base)
 {
-    if (!s->a->cp)
-        return;
-    cp_file row = {.source = s->name, .path = f->path, .dev = f->dev, .ino = f->ino,
-                   .fingerprint_len = f->fp_len, .offset = ROTATION_DONE};
-    memcpy(row.fingerprint, f->fp, f->fp_len);
-    checkpoint_put_file(s->a->cp, &row);
-
-    _cleanup_free_ char *base = rotation_base(f->path);
     cp_file *all = NULL;
     size_t n_all = 0;
-    if (checkpoint_list_files(s->a->cp, s->name, &all, &n_all) < 0)
+    if (!s->a->cp || checkpoint_list_files(s->a->cp, s->name, &all, &n_all) < 0)
         return;
     rot_row *rows = xcalloc(n_all + 1, sizeof *rows);
     size_t *idx = xcalloc(n_all + 1, sizeof *idx), n = 0;
@@ -1285,6 +1287,20 @@ static void keep_done_row(source *s, tailfile *f)
         for (size_t k = 0; k < plan.n_forget; k++)
             checkpoint_delete_file(s->a->cp, s->name, all[idx[plan.forget[k]]].dev,
                                    all[idx[plan.forget[k]]].ino);
+        for (size_t r = 0; r < n; r++) {
+            if (plan.match[r] < 0)
+                continue;
+            const rot_file *rf = &g.f[plan.match[r]];
+            cp_file *row = &all[idx[r]];
+            if (rf->dev == row->dev && rf->ino == row->ino)
+                continue;
+            checkpoint_delete_file(s->a->cp, s->name, row->dev, row->ino);
+            cp_file moved = {.source = s->name, .path = (char *)rf->path, .dev = rf->dev,
+                             .ino = rf->ino, .fingerprint_len = rf->fp_len,
+                             .offset = ROTATION_DONE};
+            memcpy(moved.fingerprint, rf->fp, rf->fp_len);
+            checkpoint_put_file(s->a->cp, &moved);
+        }
         rotation_plan_free(&plan);
         log_files_clear(&g);
     }
@@ -1293,6 +1309,20 @@ static void keep_done_row(source *s, tailfile *f)
     free(all);
     free(rows);
     free(idx);
+}
+
+/* A finished file's row stays, marked done, while its content is still in
+ * the directory under some name. */
+static void keep_done_row(source *s, tailfile *f)
+{
+    if (!s->a->cp)
+        return;
+    cp_file row = {.source = s->name, .path = f->path, .dev = f->dev, .ino = f->ino,
+                   .fingerprint_len = f->fp_len, .offset = ROTATION_DONE};
+    memcpy(row.fingerprint, f->fp, f->fp_len);
+    checkpoint_put_file(s->a->cp, &row);
+    _cleanup_free_ char *base = rotation_base(f->path);
+    tidy_done_rows(s, base);
 }
 
 void source_scan(source *s)
@@ -1376,8 +1406,13 @@ void source_pump(source *s)
             agent_schedule_pump(s->a, s);
             return;
         }
-        if (f->wait_for && f->wait_for->state != TAIL_FINISHED)
+        if (f->wait_for && f->wait_for->state != TAIL_FINISHED) {
+            /* Its row must say which file it is before it is read: a row
+             * stored while the file was empty matches nothing after a
+             * restart. */
+            tail_refresh_fingerprint(f);
             continue; /* woken when the older rotation is finished */
+        }
         int r = tail_read(f, PUMP_FILE_BUDGET);
         if (r == -EAGAIN && park(s, f))
             continue;

@@ -67,6 +67,16 @@ void tail_read_fingerprint(int fd, unsigned char *fp, size_t *len)
     rotation_fingerprint(head, n > 0 ? (size_t)n : 0, fp, len);
 }
 
+void tail_refresh_fingerprint(tailfile *f)
+{
+    if (f->fp_len >= CP_FINGERPRINT_MAX || f->fd < 0 || f->gz)
+        return;
+    size_t had = f->fp_len;
+    tail_read_fingerprint(f->fd, f->fp, &f->fp_len);
+    if (f->fp_len != had)
+        agent_mark_dirty(f->src->a, f); /* its row learns which file it is */
+}
+
 bool tail_fingerprint_matches(const unsigned char *stored, size_t stored_len,
                               const unsigned char *cur, size_t cur_len)
 {
@@ -559,12 +569,7 @@ int tail_read(tailfile *f, size_t budget)
         f->read_off += (uint64_t)n;
         f->last_growth_ms = now_monotonic_ms();
         done += (size_t)n;
-        if (f->fp_len < CP_FINGERPRINT_MAX && f->fd >= 0) {
-            size_t had = f->fp_len;
-            tail_read_fingerprint(f->fd, f->fp, &f->fp_len);
-            if (f->fp_len != had)
-                agent_mark_dirty(f->src->a, f); /* its row learns which file it is */
-        }
+        tail_refresh_fingerprint(f);
         check_size(f);
         r = parse(f);
         if (r < 0)
