@@ -1209,6 +1209,7 @@ static void plan_log(source *s, const char *base, init_rows *ir, container *live
                     s->name, r->path, (unsigned long long)r->offset);
     }
     tailfile *prev = NULL;
+    unsigned prev_index = 0;
     for (size_t k = 0; k < plan.n_steps; k++) {
         const rot_step *st = &plan.steps[k];
         const rot_file *rf = &g.f[st->file];
@@ -1227,9 +1228,12 @@ static void plan_log(source *s, const char *base, init_rows *ir, container *live
         if (!f)
             continue;
         f->seen = true;
-        if (prev)
+        if (prev) {
             f->wait_for = prev;
+            f->after_done = prev_index != rf->index + 1;
+        }
         prev = f;
+        prev_index = rf->index;
     }
     container_unref(live_ctr); /* the plan did not open the live file */
     rotation_plan_free(&plan);

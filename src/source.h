@@ -63,6 +63,9 @@ typedef struct tailfile {
     struct tailfile *ready_next;        /* source's ready list */
     struct tailfile *dirty_next;        /* agent's checkpoint dirty list */
     struct tailfile *wait_for;          /* an older rotation to finish first */
+    bool after_done;                    /* a file between it and wait_for was read before
+                                         * (a restart's plan skipped it): an event open at
+                                         * wait_for's end was delivered from there */
     char *path;
     char *real;                         /* realpath when it differs (symlinks), or NULL */
     char *group, *stream;               /* expanded names */

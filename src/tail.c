@@ -635,9 +635,12 @@ void tail_check_rotation(tailfile *f)
  * has delivered it. */
 static void carry(tailfile *f, tailfile *next, pending *m, pending *n)
 {
-    if (next->acked > next->base) {
-        /* The next file resumes past its start (a restart): the event was
-         * delivered from there whole, before this file's hold was let go. */
+    if (next->acked > next->base || next->after_done) {
+        /* The next file resumes past its start, or the file that came next
+         * was read to its end before (a restart): the event was delivered
+         * from there whole, before this file's hold was let go. Joined with
+         * the next file read, it would take that file's first line for its
+         * rest. */
         m->active = false;
         m->esc.len = 0;
         m->utf8 = 0;
