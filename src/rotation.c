@@ -33,6 +33,34 @@ bool rotation_fp_matches(const unsigned char *stored, size_t stored_len,
     return cur_len >= stored_len && memcmp(stored, cur, stored_len) == 0;
 }
 
+/* FNV-1a, 64 bits, from a given basis. */
+static uint64_t fnv1a(const unsigned char *p, size_t n, uint64_t h)
+{
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+void rotation_fingerprint(const unsigned char *head, size_t n, unsigned char *fp, size_t *fp_len)
+{
+    const unsigned char *nl = memchr(head, '\n', n);
+    size_t line = nl ? (size_t)(nl - head) + 1 : 0;
+    if (line <= ROTATION_FP_MAX) {
+        /* A short first line, or none complete yet: the bytes themselves. */
+        *fp_len = n < ROTATION_FP_MAX ? n : ROTATION_FP_MAX;
+        memcpy(fp, head, *fp_len);
+        return;
+    }
+    const size_t keep = ROTATION_FP_MAX - 24;
+    memcpy(fp, head, keep);
+    uint64_t h[3] = {(uint64_t)line, fnv1a(head, line, 0xcbf29ce484222325ULL),
+                     fnv1a(head, line, 0x84222325cbf29ce4ULL)};
+    for (int k = 0; k < 3; k++)
+        for (int b = 0; b < 8; b++)
+            fp[keep + (size_t)k * 8 + (size_t)b] = (unsigned char)(h[k] >> (8 * b));
+    *fp_len = ROTATION_FP_MAX;
+}
+
 bool rotation_parse_name(const char *base, const char *path, unsigned *index, bool *gz)
 {
     size_t bn = strlen(base), pn = strlen(path);
@@ -90,7 +118,10 @@ static int by_age(const void *a, const void *b)
 
 static bool identity_matches(const rot_file *f, const rot_row *r)
 {
-    if (f->dev != r->dev || f->ino != r->ino)
+    /* A row stored while its file was empty says nothing of which file it
+     * was: its inode may be another's by now (Docker's next live file often
+     * gets it), and taking that one for it would skip every file between. */
+    if (f->dev != r->dev || f->ino != r->ino || r->fp_len == 0)
         return false;
     /* A reused inode is another file: its first bytes differ, or it is
      * shorter than the file was when the row was written (inodes are reused
@@ -140,10 +171,22 @@ void rotation_plan(const rot_file *files, size_t n_files, const rot_row *rows, s
         }
     }
 
-    long newest = -1; /* position in `order` of the newest matched file */
-    for (size_t k = 0; k < n_files; k++)
-        if (row_of[order[k]] >= 0)
+    /* Position in `order` of the newest file read to its end (a done row).
+     * Files older than it without a row were read before (their rows from
+     * before done rows were kept); files newer than it were opened in the
+     * last run, each with a row committed at its open, or never: one
+     * without a row (killed before its open was committed, or its row
+     * stored while it was empty) was not read. */
+    long newest = -1;
+    for (size_t k = 0; k < n_files; k++) {
+        size_t i = order[k];
+        if (row_of[i] < 0)
+            continue;
+        uint64_t off = rows[row_of[i]].offset;
+        if (off == ROTATION_DONE ||
+            (files[i].index > 0 && files[i].size != ROTATION_SIZE_UNKNOWN && off == files[i].size))
             newest = (long)k;
+    }
 
     out->steps = xcalloc(n_files + 1, sizeof *out->steps);
     out->skipped = xcalloc(n_files + 1, sizeof *out->skipped);
@@ -176,9 +219,9 @@ void rotation_plan(const rot_file *files, size_t n_files, const rot_row *rows, s
                 st.why = f->index ? ROT_FINISH : ROT_RESUME;
             }
         } else if (newest >= 0 && (long)k < newest) {
-            out->skipped[out->n_skipped++] = i; /* older than a file we were reading */
+            out->skipped[out->n_skipped++] = i; /* older than a file read to its end */
             continue;
-        } else if (newest < 0 && pol.first_run) {
+        } else if (n_rows == 0 && pol.first_run) {
             if (pol.start_at_end) {
                 if (f->index > 0) {
                     out->skipped[out->n_skipped++] = i;
@@ -195,13 +238,18 @@ void rotation_plan(const rot_file *files, size_t n_files, const rot_row *rows, s
         out->steps[out->n_steps++] = st;
     }
 
+    out->match = xcalloc(n_rows + 1, sizeof *out->match);
+    for (size_t r = 0; r < n_rows; r++)
+        out->match[r] = file_of[r];
     out->forget = xcalloc(n_rows + 1, sizeof *out->forget);
     out->gaps = xcalloc(n_rows + 1, sizeof *out->gaps);
     for (size_t r = 0; r < n_rows; r++) {
         if (file_of[r] >= 0)
             continue;
         out->forget[out->n_forget++] = r;
-        if (rows[r].offset != ROTATION_DONE)
+        /* Nothing was read of an empty file: its content, if any came, is
+         * in a file newer than every matched one, read from 0. */
+        if (rows[r].offset != ROTATION_DONE && rows[r].fp_len > 0)
             out->gaps[out->n_gaps++] = r;
     }
     free(order);
@@ -218,5 +266,6 @@ void rotation_plan_free(rot_plan *p)
     free(p->gaps);
     free(p->forget);
     free(p->skipped);
+    free(p->match);
     *p = (rot_plan){0};
 }

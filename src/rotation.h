@@ -68,6 +68,7 @@ typedef struct rot_plan {
     size_t n_forget;
     size_t *skipped; /* files not read: done, assumed read, or being compressed */
     size_t n_skipped;
+    long *match;     /* per row: the file it matched, or -1 */
 } rot_plan;
 
 typedef struct rot_policy {
@@ -78,12 +79,14 @@ typedef struct rot_policy {
 /* Plan reading one log (its files in any order). Rules:
  * - a row matches the file with its device and inode (and a fingerprint that
  *   agrees), else a complete .gz whose content starts with the row's
- *   fingerprint (the same file, compressed);
+ *   fingerprint (the same file, compressed); a row with no fingerprint (its
+ *   file was empty) matches nothing and is no gap;
  * - a .gz whose uncompressed twin (<base>.N beside <base>.N.gz) is still
  *   there is being written: never read, its twin is;
  * - a matched file is read from its row's offset unless done;
- * - an unmatched file older than the newest matched one was read before;
- *   newer ones were rotated (or created) while stopped: read from 0;
+ * - an unmatched file older than the newest one read to its end (a done row)
+ *   was read before; newer ones were rotated (or created) while stopped, or
+ *   opened without a usable row: read from 0;
  * - without any row: the first run's start_at (rotated files only with
  *   start_at = beginning), else everything from 0;
  * - rows matching no file are forgotten; those not done are gaps.
@@ -100,6 +103,17 @@ bool rotation_parse_name(const char *base, const char *path, unsigned *index, bo
  * "x-json.log" (also kubelet's "0.log.20241124-092000" -> "0.log").
  * Malloc'd. */
 char *rotation_base(const char *path);
+
+/* A file's fingerprint, from its first bytes head[0..n) (up to
+ * ROTATION_FP_SCAN of them): its first ROTATION_FP_MAX bytes, except when its
+ * first line is longer than that: then the first bytes of that line and a
+ * hash of all of it. Docker splits long lines into 16 KiB entries, and a file
+ * that starts with the rest of one begins with the same 256 bytes as every
+ * other such file (`{"log":"xxxx...`); the whole first line holds its time.
+ * *fp_len < ROTATION_FP_MAX only while the file is shorter than that. */
+#define ROTATION_FP_MAX 256
+#define ROTATION_FP_SCAN (64 * 1024)
+void rotation_fingerprint(const unsigned char *head, size_t n, unsigned char *fp, size_t *fp_len);
 
 /* Does content beginning with cur[0..cur_len) start with stored? (A stored
  * fingerprint may have been taken while the file was shorter.) */

@@ -19,6 +19,8 @@
 #include "trust.h"
 
 #define ROTATE_GRACE_MS 5000
+
+_Static_assert(ROTATION_FP_MAX == CP_FINGERPRINT_MAX, "a row holds a whole fingerprint");
 #define PUMP_FILE_BUDGET (1024 * 1024)
 #define PUMP_TOTAL_BUDGET (8 * 1024 * 1024)
 
@@ -570,6 +572,8 @@ static void announce(source *s, tailfile *f, uint64_t offset, uint64_t size, con
              f->stream, why, (unsigned long long)offset, (unsigned long long)size);
 }
 
+static void tidy_done_rows(source *s, const char *base);
+
 /* A file not seen before in this run: decide where it starts. */
 static void open_new(source *s, const char *path, int fd, const struct stat *st, container *ctr,
                      bool initial)
@@ -592,6 +596,13 @@ static void open_new(source *s, const char *path, int fd, const struct stat *st,
             why = "resuming";
         } else {
             why = row.offset > size ? "truncated while stopped" : "inode reused by a new file";
+            if (row.offset == ROTATION_DONE) {
+                /* The done row of the file that had this inode (compressed
+                 * since): moved to its .gz before this file's row takes
+                 * its place. */
+                _cleanup_free_ char *base = rotation_base(path);
+                tidy_done_rows(s, base);
+            }
         }
         cp_file_clear(&row);
     } else if (initial && s->first_run) {
@@ -859,20 +870,27 @@ static void scan_globs(source *s, bool initial)
 /* ---- files rotated while cwlogd was stopped ---- */
 
 /* The facts rotation_plan() needs about one log: its live name and rotations
- * in its directory, with their identities and first bytes. */
+ * in its directory, with their identities and first bytes, and each file
+ * open: the plan is carried out on the files it was made from, whatever
+ * Docker renamed, compressed or removed meanwhile. */
 typedef struct log_files {
     rot_file *f;
     char **paths;
+    int *fds;
     unsigned char (*fps)[CP_FINGERPRINT_MAX];
     size_t n;
 } log_files;
 
 static void log_files_clear(log_files *g)
 {
-    for (size_t i = 0; i < g->n; i++)
+    for (size_t i = 0; i < g->n; i++) {
         free(g->paths[i]);
+        if (g->fds[i] >= 0)
+            close(g->fds[i]);
+    }
     free(g->f);
     free(g->paths);
+    free(g->fds);
     free(g->fps);
     *g = (log_files){0};
 }
@@ -887,30 +905,46 @@ static uint64_t gz_size(int fd, const struct stat *st)
     return (uint64_t)t[0] | (uint64_t)t[1] << 8 | (uint64_t)t[2] << 16 | (uint64_t)t[3] << 24;
 }
 
-static void gather_one(log_files *g, const char *path, unsigned index, bool gz)
+/* Opens one listed file; false when it is gone or is no longer the inode
+ * the listing showed (renamed over meanwhile). Never follows a link: a
+ * rotation is a regular file beside the live one, which was checked. */
+static bool gather_one(log_files *g, const char *path, unsigned index, bool gz, ino_t listed)
 {
     struct stat st;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW);
     if (fd < 0)
-        return;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        return errno == ENOENT;
+    const char *fs = NULL;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || trust_fs(fd, &fs) == -EPERM) {
         close(fd);
-        return;
+        return true;
     }
+    if (listed && st.st_ino != listed) {
+        close(fd);
+        return false;
+    }
+    for (size_t i = 0; i < g->n; i++)
+        if (g->f[i].dev == (uint64_t)st.st_dev && g->f[i].ino == (uint64_t)st.st_ino) {
+            close(fd); /* listed twice, across a rename */
+            return false;
+        }
     size_t i = g->n++;
     g->f = xrealloc(g->f, g->n * sizeof *g->f);
     g->paths = xrealloc(g->paths, g->n * sizeof *g->paths);
+    g->fds = xrealloc(g->fds, g->n * sizeof *g->fds);
     g->fps = xrealloc(g->fps, g->n * sizeof *g->fps);
     g->paths[i] = xstrdup(path);
+    g->fds[i] = fd;
     size_t fp_len = 0;
     uint64_t size = (uint64_t)st.st_size;
     if (gz) {
         size = gz_size(fd, &st);
-        int dup_fd = dup(fd);
+        int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
         gzFile z = dup_fd >= 0 ? gzdopen(dup_fd, "rb") : NULL;
         if (z) {
-            int n = gzread(z, g->fps[i], CP_FINGERPRINT_MAX);
-            fp_len = n > 0 ? (size_t)n : 0;
+            static unsigned char head[ROTATION_FP_SCAN]; /* one thread */
+            int n = gzread(z, head, sizeof head);
+            rotation_fingerprint(head, n > 0 ? (size_t)n : 0, g->fps[i], &fp_len);
             gzclose(z);
         } else if (dup_fd >= 0) {
             close(dup_fd);
@@ -918,20 +952,24 @@ static void gather_one(log_files *g, const char *path, unsigned index, bool gz)
     } else {
         tail_read_fingerprint(fd, g->fps[i], &fp_len);
     }
-    close(fd);
     g->f[i] = (rot_file){.path = g->paths[i], .index = index, .gz = gz,
                          .dev = (uint64_t)st.st_dev, .ino = (uint64_t)st.st_ino,
                          .fp_len = fp_len, .size = size}; /* .fp: set by gather() */
+    return true;
 }
 
-typedef struct named_mtime {
+typedef struct listed {
     char *path;
+    unsigned index;
+    bool gz;
+    ino_t ino;
     struct timespec mtime;
-} named_mtime;
+} listed;
 
+/* Other rotated names, newest first: their order. */
 static int newest_first(const void *a, const void *b)
 {
-    const named_mtime *x = a, *y = b;
+    const listed *x = a, *y = b;
     if (x->mtime.tv_sec != y->mtime.tv_sec)
         return x->mtime.tv_sec > y->mtime.tv_sec ? -1 : 1;
     if (x->mtime.tv_nsec != y->mtime.tv_nsec)
@@ -939,53 +977,113 @@ static int newest_first(const void *a, const void *b)
     return strcmp(x->path, y->path);
 }
 
-/* The files of the log named `base`: listed from its directory (names are
- * compared, never used as patterns). Docker's "<base>.N[.gz]" carry their
- * order; other rotated names ("0.log.20241124-092000") are ordered by mtime. */
-static void gather(const char *base, log_files *g)
+/* Uncompressed files first (a .gz is complete once its twin is gone, so its
+ * twin must be looked for before it), each by index. */
+static int listed_order(const void *a, const void *b)
 {
-    *g = (log_files){0};
+    const listed *x = a, *y = b;
+    if (x->gz != y->gz)
+        return x->gz ? 1 : -1;
+    if (x->index != y->index)
+        return x->index < y->index ? -1 : 1;
+    return strcmp(x->path, y->path);
+}
+
+static void listed_free(listed *l, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(l[i].path);
+    free(l);
+}
+
+/* The names of the log `base` in its directory (compared, never used as
+ * patterns): Docker's "<base>.N[.gz]" carry their order; other rotated names
+ * ("0.log.20241124-092000") get an order by mtime. */
+static listed *list_log(const char *base, size_t *n_out)
+{
+    *n_out = 0;
     _cleanup_free_ char *copy = xstrdup(base);
     char *slash = strrchr(copy, '/');
     if (!slash)
-        return;
+        return NULL;
     *slash = 0;
     const char *dir = copy[0] ? copy : "/";
     DIR *d = opendir(dir);
     if (!d)
-        return;
+        return NULL;
     const char *name = slash + 1;
-    size_t nl = strlen(name);
-    named_mtime *other = NULL;
-    size_t n_other = 0;
+    size_t nl = strlen(name), n = 0;
+    listed *l = NULL;
     struct dirent *de;
     while ((de = readdir(d))) {
         if (strncmp(de->d_name, name, nl) != 0)
             continue;
         _cleanup_free_ char *path = xasprintf("%s/%s", dir, de->d_name);
-        unsigned index;
-        bool gz;
-        if (rotation_parse_name(base, path, &index, &gz)) {
-            gather_one(g, path, index, gz);
-            continue;
+        listed e = {.ino = de->d_ino};
+        if (!rotation_parse_name(base, path, &e.index, &e.gz)) {
+            _cleanup_free_ char *b = rotation_base(path);
+            struct stat st;
+            if (strcmp(b, base) != 0 || stat(path, &st) != 0)
+                continue;
+            size_t pn = strlen(path);
+            e.gz = pn > 3 && strcmp(path + pn - 3, ".gz") == 0;
+            e.index = UINT32_MAX; /* numbered below */
+            e.mtime = st.st_mtim;
         }
-        _cleanup_free_ char *b = rotation_base(path);
-        struct stat st;
-        if (strcmp(b, base) == 0 && stat(path, &st) == 0) {
-            other = xrealloc(other, (n_other + 1) * sizeof *other);
-            other[n_other++] = (named_mtime){.path = TAKE_PTR(path), .mtime = st.st_mtim};
-        }
+        e.path = TAKE_PTR(path);
+        l = xrealloc(l, (n + 1) * sizeof *l);
+        l[n++] = e;
     }
     closedir(d);
+    /* Other names: numbered newest first, as Docker numbers its own. */
+    size_t n_other = 0;
+    for (size_t i = 0; i < n; i++)
+        if (l[i].index == UINT32_MAX) {
+            listed t = l[n_other];
+            l[n_other++] = l[i];
+            l[i] = t;
+        }
     if (n_other > 1)
-        qsort(other, n_other, sizeof *other, newest_first);
-    for (size_t i = 0; i < n_other; i++) {
-        size_t n = strlen(other[i].path);
-        bool gz = n > 3 && strcmp(other[i].path + n - 3, ".gz") == 0;
-        gather_one(g, other[i].path, (unsigned)(i + 1), gz);
-        free(other[i].path);
+        qsort(l, n_other, sizeof *l, newest_first);
+    for (size_t i = 0; i < n_other; i++)
+        l[i].index = (unsigned)(i + 1);
+    if (n > 1) /* qsort must not be given a null array, even empty */
+        qsort(l, n, sizeof *l, listed_order);
+    *n_out = n;
+    return l;
+}
+
+static bool same_listing(const listed *a, size_t na, const listed *b, size_t nb)
+{
+    if (na != nb)
+        return false;
+    for (size_t i = 0; i < na; i++)
+        if (a[i].ino != b[i].ino || strcmp(a[i].path, b[i].path) != 0)
+            return false;
+    return true;
+}
+
+/* The files of the log named `base`, open. A directory listing taken while
+ * Docker renames .N.gz to .N+1.gz may miss a file or show one twice, and a
+ * name may change between the listing and the open: the listing is taken
+ * until two agree and every name opens to the inode it was listed with
+ * (a few tries; Docker's renames take microseconds). */
+static void gather(const char *base, log_files *g)
+{
+    *g = (log_files){0};
+    for (int attempt = 0; attempt < 8; attempt++) {
+        size_t na, nb;
+        listed *a = list_log(base, &na), *b = list_log(base, &nb);
+        bool stable = same_listing(a, na, b, nb);
+        listed_free(a, na);
+        bool complete = true;
+        for (size_t i = 0; i < nb; i++)
+            complete &= gather_one(g, b[i].path, b[i].index, b[i].gz, b[i].ino);
+        listed_free(b, nb);
+        if ((stable && complete) || attempt == 7)
+            break;
+        log_files_clear(g);
     }
-    free(other);
     /* The fingerprints' array moved as it grew: point at them now. */
     for (size_t i = 0; i < g->n; i++)
         g->f[i].fp = g->fps[i];
@@ -1001,36 +1099,37 @@ static container *container_for(source *s, const char *path)
     return load_container(s, dir, basename(copy2));
 }
 
-/* Open one file of a plan. A .gz continuing a row keeps that row's identity
- * (the file it was before compression). NULL when it cannot be opened. */
-static tailfile *open_step(source *s, const rot_file *rf, const cp_file *row, uint64_t offset,
-                           const char *why, container *ctr)
+/* Open one file of a plan, on the descriptor gather() opened (taken from
+ * it): the file the plan was made from, even if Docker renamed or removed
+ * it since. A .gz is known by its own inode from now on: a row it continues
+ * (the file it was before compression, whose inode is free and may already
+ * be another file's) is moved to it. NULL when it cannot be read. */
+static tailfile *open_step(source *s, const rot_file *rf, int *gathered, const cp_file *row,
+                           uint64_t offset, const char *why, container *ctr)
 {
     struct stat st;
-    int fd = open_log(s, rf->path, &st);
-    if (fd < 0) {
+    int fd = *gathered;
+    *gathered = -1;
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        if (fd >= 0)
+            close(fd);
         container_unref(ctr);
         return NULL;
     }
     tailfile *f;
     if (rf->gz) {
         f = tail_new(s, rf->path, -1, &st);
-        f->gz = gzdopen(fd, "rb");
+        f->gz = lseek(fd, 0, SEEK_SET) == 0 ? gzdopen(fd, "rb") : NULL;
         if (!f->gz) {
             close(fd);
             tail_free(f);
             container_unref(ctr);
             return NULL;
         }
-        if (row) {
-            f->dev = row->dev;
-            f->ino = row->ino;
-            memcpy(f->fp, row->fingerprint, row->fingerprint_len);
-            f->fp_len = row->fingerprint_len;
-        } else {
-            memcpy(f->fp, rf->fp, rf->fp_len);
-            f->fp_len = rf->fp_len;
-        }
+        memcpy(f->fp, rf->fp, rf->fp_len);
+        f->fp_len = rf->fp_len;
+        if (row && s->a->cp && (row->dev != f->dev || row->ino != f->ino))
+            checkpoint_delete_file(s->a->cp, s->name, row->dev, row->ino);
     } else {
         f = tail_new(s, rf->path, fd, &st);
     }
@@ -1092,6 +1191,17 @@ static void plan_log(source *s, const char *base, init_rows *ir, container *live
         if (s->a->cp)
             checkpoint_delete_file(s->a->cp, s->name, r->dev, r->ino);
     }
+    for (size_t k = 0; k < plan.n_skipped; k++)
+        log_debug("source %s: %s (inode %llu) not read: read before, or being compressed",
+                  s->name, g.f[plan.skipped[k]].path,
+                  (unsigned long long)g.f[plan.skipped[k]].ino);
+    for (size_t k = 0; k < plan.n_forget; k++) {
+        const cp_file *r = &ir->rows[idx[plan.forget[k]]];
+        log_debug("source %s: forgetting the row of %s (inode %llu, offset %llu, fingerprint "
+                  "%zu bytes): no file holds it",
+                  s->name, r->path, (unsigned long long)r->ino, (unsigned long long)r->offset,
+                  r->fingerprint_len);
+    }
     for (size_t k = 0; k < plan.n_gaps; k++) {
         const cp_file *r = &ir->rows[idx[plan.gaps[k]]];
         s->st.gaps++;
@@ -1101,6 +1211,7 @@ static void plan_log(source *s, const char *base, init_rows *ir, container *live
                     s->name, r->path, (unsigned long long)r->offset);
     }
     tailfile *prev = NULL;
+    unsigned prev_index = 0;
     for (size_t k = 0; k < plan.n_steps; k++) {
         const rot_step *st = &plan.steps[k];
         const rot_file *rf = &g.f[st->file];
@@ -1114,13 +1225,17 @@ static void plan_log(source *s, const char *base, init_rows *ir, container *live
             ctr = live_ctr;
             live_ctr = NULL;
         }
-        tailfile *f = open_step(s, rf, row, st->offset, rotation_why_str(st->why), ctr);
+        tailfile *f = open_step(s, rf, &g.fds[st->file], row, st->offset,
+                                rotation_why_str(st->why), ctr);
         if (!f)
             continue;
         f->seen = true;
-        if (prev)
+        if (prev) {
             f->wait_for = prev;
+            f->after_done = prev_index != rf->index + 1;
+        }
         prev = f;
+        prev_index = rf->index;
     }
     container_unref(live_ctr); /* the plan did not open the live file */
     rotation_plan_free(&plan);
@@ -1150,22 +1265,15 @@ static void init_rows_clear(init_rows *ir)
     *ir = (init_rows){0};
 }
 
-/* A finished file's row stays, marked done, while its content is still in
- * the directory under some name; rows of this log whose files are all gone
- * are deleted. */
-static void keep_done_row(source *s, tailfile *f)
+/* The done rows of the log `base`: deleted when no file holds their content
+ * any more, and moved to the .gz that holds it when Docker compressed their
+ * file: the inode they name is free then, and the next file given it would
+ * overwrite the row, leaving a file read to its end without one. */
+static void tidy_done_rows(source *s, const char *base)
 {
-    if (!s->a->cp)
-        return;
-    cp_file row = {.source = s->name, .path = f->path, .dev = f->dev, .ino = f->ino,
-                   .fingerprint_len = f->fp_len, .offset = ROTATION_DONE};
-    memcpy(row.fingerprint, f->fp, f->fp_len);
-    checkpoint_put_file(s->a->cp, &row);
-
-    _cleanup_free_ char *base = rotation_base(f->path);
     cp_file *all = NULL;
     size_t n_all = 0;
-    if (checkpoint_list_files(s->a->cp, s->name, &all, &n_all) < 0)
+    if (!s->a->cp || checkpoint_list_files(s->a->cp, s->name, &all, &n_all) < 0)
         return;
     rot_row *rows = xcalloc(n_all + 1, sizeof *rows);
     size_t *idx = xcalloc(n_all + 1, sizeof *idx), n = 0;
@@ -1185,6 +1293,20 @@ static void keep_done_row(source *s, tailfile *f)
         for (size_t k = 0; k < plan.n_forget; k++)
             checkpoint_delete_file(s->a->cp, s->name, all[idx[plan.forget[k]]].dev,
                                    all[idx[plan.forget[k]]].ino);
+        for (size_t r = 0; r < n; r++) {
+            if (plan.match[r] < 0)
+                continue;
+            const rot_file *rf = &g.f[plan.match[r]];
+            cp_file *row = &all[idx[r]];
+            if (rf->dev == row->dev && rf->ino == row->ino)
+                continue;
+            checkpoint_delete_file(s->a->cp, s->name, row->dev, row->ino);
+            cp_file moved = {.source = s->name, .path = (char *)rf->path, .dev = rf->dev,
+                             .ino = rf->ino, .fingerprint_len = rf->fp_len,
+                             .offset = ROTATION_DONE};
+            memcpy(moved.fingerprint, rf->fp, rf->fp_len);
+            checkpoint_put_file(s->a->cp, &moved);
+        }
         rotation_plan_free(&plan);
         log_files_clear(&g);
     }
@@ -1193,6 +1315,20 @@ static void keep_done_row(source *s, tailfile *f)
     free(all);
     free(rows);
     free(idx);
+}
+
+/* A finished file's row stays, marked done, while its content is still in
+ * the directory under some name. */
+static void keep_done_row(source *s, tailfile *f)
+{
+    if (!s->a->cp)
+        return;
+    cp_file row = {.source = s->name, .path = f->path, .dev = f->dev, .ino = f->ino,
+                   .fingerprint_len = f->fp_len, .offset = ROTATION_DONE};
+    memcpy(row.fingerprint, f->fp, f->fp_len);
+    checkpoint_put_file(s->a->cp, &row);
+    _cleanup_free_ char *base = rotation_base(f->path);
+    tidy_done_rows(s, base);
 }
 
 void source_scan(source *s)
@@ -1276,8 +1412,13 @@ void source_pump(source *s)
             agent_schedule_pump(s->a, s);
             return;
         }
-        if (f->wait_for && f->wait_for->state != TAIL_FINISHED)
+        if (f->wait_for && f->wait_for->state != TAIL_FINISHED) {
+            /* Its row must say which file it is before it is read: a row
+             * stored while the file was empty matches nothing after a
+             * restart. */
+            tail_refresh_fingerprint(f);
             continue; /* woken when the older rotation is finished */
+        }
         int r = tail_read(f, PUMP_FILE_BUDGET);
         if (r == -EAGAIN && park(s, f))
             continue;
@@ -1410,7 +1551,11 @@ void source_flush_stale_partials(source *s, int64_t older_than_ms)
     int64_t now = now_monotonic_ms();
     bool open = false;
     for (tailfile *f = s->files; f; f = f->next) {
-        if (joining(f) && now - f->last_growth_ms >= older_than_ms && tail_flush_partials(f) < 0)
+        /* A rotated file's open event goes on in the next file, where it is
+         * joined when the rotated one finishes (its grace counts from the
+         * rotation, longer than this timeout): never shipped in pieces. */
+        if (joining(f) && f->state == TAIL_ACTIVE && now - f->last_growth_ms >= older_than_ms &&
+            tail_flush_partials(f) < 0)
             return; /* the ring is full: again at the next tick */
         open = open || joining(f);
     }

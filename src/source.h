@@ -63,6 +63,9 @@ typedef struct tailfile {
     struct tailfile *ready_next;        /* source's ready list */
     struct tailfile *dirty_next;        /* agent's checkpoint dirty list */
     struct tailfile *wait_for;          /* an older rotation to finish first */
+    bool after_done;                    /* a file between it and wait_for was read before
+                                         * (a restart's plan skipped it): an event open at
+                                         * wait_for's end was delivered from there */
     char *path;
     char *real;                         /* realpath when it differs (symlinks), or NULL */
     char *group, *stream;               /* expanded names */
@@ -215,6 +218,9 @@ void tail_record_dropped_newest(tailfile *f);
 uint64_t tail_checkpoint_offset(const tailfile *f);
 bool tail_fully_acked(const tailfile *f);
 void tail_read_fingerprint(int fd, unsigned char *fp, size_t *len);
+/* Reads the first bytes again while they are fewer than a fingerprint; a
+ * change is committed with the row. */
+void tail_refresh_fingerprint(tailfile *f);
 bool tail_fingerprint_matches(const unsigned char *stored, size_t stored_len,
                               const unsigned char *cur, size_t cur_len);
 /* One entry of a non-file source (journald): raw message bytes, escaped

@@ -9,6 +9,7 @@
 #include "jsonfile.h"
 #include "jsonstr.h"
 #include "multiline.h"
+#include "rotation.h"
 #include "source.h"
 #include "timeparse.h"
 
@@ -61,8 +62,19 @@ void tail_free(tailfile *f)
 
 void tail_read_fingerprint(int fd, unsigned char *fp, size_t *len)
 {
-    ssize_t n = pread(fd, fp, CP_FINGERPRINT_MAX, 0);
-    *len = n > 0 ? (size_t)n : 0;
+    static unsigned char head[ROTATION_FP_SCAN]; /* one thread */
+    ssize_t n = pread(fd, head, sizeof head, 0);
+    rotation_fingerprint(head, n > 0 ? (size_t)n : 0, fp, len);
+}
+
+void tail_refresh_fingerprint(tailfile *f)
+{
+    if (f->fp_len >= CP_FINGERPRINT_MAX || f->fd < 0 || f->gz)
+        return;
+    size_t had = f->fp_len;
+    tail_read_fingerprint(f->fd, f->fp, &f->fp_len);
+    if (f->fp_len != had)
+        agent_mark_dirty(f->src->a, f); /* its row learns which file it is */
 }
 
 bool tail_fingerprint_matches(const unsigned char *stored, size_t stored_len,
@@ -557,8 +569,7 @@ int tail_read(tailfile *f, size_t budget)
         f->read_off += (uint64_t)n;
         f->last_growth_ms = now_monotonic_ms();
         done += (size_t)n;
-        if (f->fp_len < CP_FINGERPRINT_MAX && f->fd >= 0)
-            tail_read_fingerprint(f->fd, f->fp, &f->fp_len);
+        tail_refresh_fingerprint(f);
         check_size(f);
         r = parse(f);
         if (r < 0)
@@ -624,9 +635,12 @@ void tail_check_rotation(tailfile *f)
  * has delivered it. */
 static void carry(tailfile *f, tailfile *next, pending *m, pending *n)
 {
-    if (next->acked > next->base) {
-        /* The next file resumes past its start (a restart): the event was
-         * delivered from there whole, before this file's hold was let go. */
+    if (next->acked > next->base || next->after_done) {
+        /* The next file resumes past its start, or the file that came next
+         * was read to its end before (a restart): the event was delivered
+         * from there whole, before this file's hold was let go. Joined with
+         * the next file read, it would take that file's first line for its
+         * rest. */
         m->active = false;
         m->esc.len = 0;
         m->utf8 = 0;
@@ -717,12 +731,11 @@ int tail_finish(tailfile *f)
     }
     f->rbuf.len = 0;
     skip_to(f, f->read_off);
-    if (f->gz)
-        gzclose(f->gz); /* owns fd */
-    else if (f->fd >= 0)
-        close(f->fd);
-    f->fd = -1;
-    f->gz = NULL;
+    /* The descriptor stays open until the file is released (acknowledged,
+     * its row marked done): while it is open its inode cannot be given to a
+     * new file, which would share its identity, its row and its place in
+     * the maps (Docker's next live file often gets the inode of the .1 its
+     * compression removed). */
     f->state = TAIL_FINISHED;
     release_buffers(f); /* it may wait for acknowledgements a while */
     return 0;

@@ -21,6 +21,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from harness import BIN, Env, main  # noqa: E402
 import realdocker  # noqa: E402
 from fake_aws import FakeAWS  # noqa: E402
+from test_crash import check_duplicates_were_in_flight, committed_requests  # noqa: E402
 
 KILLS = int(os.environ.get("CWLOGD_REALDOCKER_KILLS", "6"))
 UNICODE = "ünïcödé ✓ 日本語 😀"
@@ -127,11 +128,13 @@ class Accounting:
                   what, len(universe), len(self.kept), len(self.got), self.dups,
                   len(set(universe) - set(self.got)), dropped, gaps, len(self.foreign),
                   len(changed)), flush=True)
-        t.assertFalse(self.foreign, "%d delivered event(s) no container printed, e.g. %r" % (
-            len(self.foreign), [f[:80] + "... (%d bytes)" % len(f) for f in self.foreign[:3]]))
+        t.assertEqual(len(self.foreign), 0, "delivered event(s) no container printed, e.g. %r" % (
+            [f[:80] + "... (%d bytes)" % len(f) for f in self.foreign[:3]]))
         for k, m in self.msgs.items():
             t.assertIn(k, universe, "delivered %r was never printed" % (k,))
-            t.assertEqual(m, universe[k], "line %r changed on the way" % (k,))
+            if m != universe[k]:  # not assertEqual: a diff of 40 KB lines floods the output
+                t.fail("line %r changed on the way: %r... (%d bytes, printed %d)" % (
+                    k, m[:80], len(m), len(universe[k])))
         missing = set(universe) - set(self.got)
         gone = set(universe) - set(self.kept)
         if dropped == 0 and gaps == 0:
@@ -242,24 +245,35 @@ class RealDocker(unittest.TestCase):
             a.check(what="SIGTERM then --once, compress=true")
         self.assertNotIn("never read", log)
 
-    # Not fixed yet: with kills every ~1 s while two containers rotate (64k) and
-    # compress every ~100 ms, lines are still lost and 40 KB lines cut (measured:
-    # 8,600 of 88,160 missing, 10 pieces). Kept as an expected failure so the
-    # figures stay visible; an unexpected success fails the suite.
+    # Not fixed yet: every line now arrives whole (seed 10: 44,080 printed, 44,080
+    # delivered, no piece of a 40 KB line), but with the containers printing
+    # through the kill rounds the last run sends again files that an earlier run
+    # delivered (rows left at offset 0: 4,416 duplicates not in flight). Kept as
+    # an expected failure until that is explained; an unexpected success fails.
     @unittest.expectedFailure
     def test_sigkill_sigterm_restart_at_random_moments_while_rotating_and_compressing(self):
         """The agent is killed (SIGKILL, sometimes SIGTERM) at seeded random moments,
-        the first within its first second, some as soon as Docker starts a .gz;
-        retention never runs out, so every line printed must arrive."""
+        the first within its first second, some as soon as Docker starts a .gz,
+        while half of CloudWatch's answers are held back 0.4 s; retention never
+        runs out, so every line printed must arrive, whole, and every duplicate
+        must be an event of a request in flight at a kill."""
         self.configure(max_buffer_size="256k")
-        rng = random.Random(int(os.environ.get("CWLOGD_REALDOCKER_SEED", "10")))
+        self.fake.set_faults([{"op": "PutLogEvents", "kind": "answer_latency",
+                               "seconds": 0.4, "probability": 0.5}], seed=3)
+        seed = int(os.environ.get("CWLOGD_REALDOCKER_SEED", "10"))
+        rng = random.Random(seed)
         n = 20000
         opts = {"max-size": "64k", "max-file": "400", "compress": "true"}
-        cids = [self.run_ctr("k%d" % i, n, pause_us=15000, log_opts=dict(opts))
+        # 60 ms every 100 lines: the containers print for about as long as the
+        # kill rounds last (a 64k rotation every ~150 ms each), so kills find
+        # requests in flight.
+        cids = [self.run_ctr("k%d" % i, n, pause_us=60000, log_opts=dict(opts))
                 for i in range(2)]
         paths = [self.docker.log_path(c) for c in cids]
-        kills = terms = at_gz = 0
+        kills, runs = 0, []  # runs: (started, dead, requests handled and committed)
+        terms = at_gz = 0
         for round_ in range(KILLS):
+            t0 = time.monotonic()
             d = self.env.start(dry_run=False)
             if round_ == 0:
                 time.sleep(rng.uniform(0.05, 0.9))  # within the first second of a first run
@@ -273,11 +287,12 @@ class RealDocker(unittest.TestCase):
             else:
                 time.sleep(rng.uniform(0.2, 2.5))
             if rng.random() < 0.25:
-                d.stop()
+                self.assertEqual(d.stop(), 0, d.log()[-3000:])
                 terms += 1
             else:
                 d.kill()
                 kills += 1
+            runs.append((t0, time.monotonic(), committed_requests(d.log())))
             time.sleep(rng.uniform(0, 1.0))
         for c in cids:
             self.assertEqual(self.docker.wait(c, timeout=180), 0)
@@ -288,18 +303,30 @@ class RealDocker(unittest.TestCase):
             kept.update(self.kept(c))
         d = self.env.start(dry_run=False)
         self.wait_delivered(printed, timeout=120)
-        self.stop_agent(d)
-        # Bound for SIGKILL: what a kill leaves acknowledged but not yet committed
-        # (DESIGN.md: the requests in flight), at most ~1 s of both containers'
-        # output (~2 x 6,600 lines/s here) per kill.
+        m = self.stop_agent(d)
+        self.dump_logs()
         a = Accounting(self, kept, self.messages(), printed)
-        self.log_excerpt = "".join(
-            "run %d: %s\n" % (i, l) for i, p in enumerate(self.env.procs)
-            for l in p.log().splitlines()
-            if re.search(r"from offset|lost|gap|corrupt|cannot|finished|error", l))
-        a.check(max_dups=kills * 13000,
-                what="%d SIGKILL + %d SIGTERM (%d while a .gz was written)" % (
-                    kills, terms, at_gz))
+        a.check(max_dups=a.dups, what="seed %d: %d SIGKILL + %d SIGTERM (%d while a .gz was "
+                "written)" % (seed, kills, terms, at_gz))
+        self.assertEqual(m["cwlogd_gaps_total"], 0, "retention never ran out: no gap")
+        check_duplicates_were_in_flight(self, self.fake, runs, a.dups, len(printed))
+        puts = self.fake.put_requests()
+        self.assertGreater(sum(1 for t0, t1, _ in runs for p in puts.values()
+                               if t0 <= p["stored"] <= t1), 0, "no request was sent in any run")
+
+    def dump_logs(self):
+        """CWLOGD_REALDOCKER_DUMP=DIR keeps every run's log and the events stored."""
+        out = os.environ.get("CWLOGD_REALDOCKER_DUMP")
+        if not out:
+            return
+        os.makedirs(out, exist_ok=True)
+        for i, p in enumerate(self.env.procs):
+            with open(os.path.join(out, "run%02d.log" % i), "w") as f:
+                f.write(p.log())
+        with open(os.path.join(out, "events.txt"), "w") as f:
+            for e in self.fake.events():
+                f.write("%s %s %s %s\n" % (e["seq"], e["request_id"], e["stream"],
+                                           e["message"][:60]))
 
     def test_docker_restart_rm_while_read_and_dockerd_restart(self):
         """docker restart appends to the same file; a container removed while the agent

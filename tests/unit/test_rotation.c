@@ -16,6 +16,7 @@
 #define FP 16
 #define DONE ROTATION_DONE
 #define UNK ROTATION_SIZE_UNKNOWN
+#define NOFP 1000 /* a row stored while its file was empty: no fingerprint */
 
 /* A file: its suffix after the live name ("" live, ".1", ".2.gz"), the
  * content it holds (a letter: files with the same letter hold the same
@@ -51,9 +52,21 @@ static const tcase cases[] = {
      {{"", 'C', 3, 50}, {".1.gz", 'B', 12, 200}, {".2.gz", 'A', 11, 200}},
      {{3, 'C', 0, 50}, {2, 'B', 0, DONE}, {1, 'A', 0, DONE}},
      false, false, "-@50:R", "", ""},
-    {"the same with rows from before done rows were kept: older files count as read",
+    {"only the live file's row (no done row): the files before it are read, not assumed read "
+     "(a row stored at an open is no proof that the files before it were finished)",
      {{"", 'C', 3, 50}, {".1.gz", 'B', 12, 200}, {".2.gz", 'A', 11, 200}},
      {{3, 'C', 0, 50}},
+     false, false, ".2.gz@0:U .1.gz@0:U -@50:R", "", ""},
+    {"killed in a first run's first second, rows stored at each open, the first live file's "
+     "while it was empty: it, compressed since, is read between the others (it was skipped as "
+     "older than a file being read)",
+     {{"", 'E', 5, 10}, {".1.gz", 'D', 14, 200}, {".2.gz", 'C', 13, 200}, {".3.gz", 'B', 12, 200},
+      {".4.gz", 'A', 11, 200}},
+     {{11, 'A', 0, 0}, {2, 'B', NOFP, 0}, {3, 'C', 0, 0}, {4, 'D', 0, 0}},
+     false, false, ".4.gz@0:F .3.gz@0:U .2.gz@0:F .1.gz@0:F -@0:N", "", "1"},
+    {"files older than a done one without rows were read before",
+     {{"", 'C', 3, 50}, {".1.gz", 'B', 12, 200}, {".2.gz", 'A', 11, 200}},
+     {{12, 'B', 0, DONE}, {3, 'C', 0, 50}},
      false, false, "-@50:R", "", ""},
     {"rotated and compressed while stopped: the .gz is the file we were reading, by content",
      {{"", 'C', 3, 30}, {".1.gz", 'B', 12, 200}, {".2.gz", 'A', 11, 200}},
@@ -73,7 +86,7 @@ static const tcase cases[] = {
      false, false, ".2.gz@120:F .1.gz@0:U -@0:N", "", ""},
     {"uncompressed rotation while stopped",
      {{"", 'C', 3, 5}, {".1", 'B', 2, 200}, {".2", 'A', 1, 200}},
-     {{2, 'B', 0, 100}},
+     {{2, 'B', 0, 100}, {1, 'A', 0, DONE}},
      false, false, ".1@100:F -@0:N", "", ""},
     {"killed after reading a rotated file to its end, before it was marked done",
      {{"", 'C', 3, 5}, {".1", 'B', 2, 200}},
@@ -123,6 +136,22 @@ static const tcase cases[] = {
      {{"", 'L', 30, 1}, {".9.gz", 'B', 22, 90}, {".10.gz", 'A', 21, 90}, {".1.gz", 'K', 31, 90}},
      {{21, 'A', 0, DONE}},
      false, false, ".9.gz@0:U .1.gz@0:U -@0:N", "", ""},
+    {"killed before the first bytes of an empty live file were stored; while stopped it was "
+     "rotated and compressed and the next live file got its inode: that file is not the row's, "
+     "and every file after the done one is read (the row matched the new live file and the "
+     "files between were skipped as read)",
+     {{"", 'D', 2, 30}, {".1.gz", 'C', 13, 200}, {".2.gz", 'B', 12, 200}, {".3.gz", 'A', 11, 200}},
+     {{2, 'B', NOFP, 0}, {1, 'A', 0, DONE}},
+     false, false, ".2.gz@0:U .1.gz@0:U -@0:N", "", "0"},
+    {"a row stored while its live file was empty, still the live file: from 0, no gap",
+     {{"", 'B', 2, 40}, {".1.gz", 'A', 11, 200}},
+     {{2, 'B', NOFP, 0}, {11, 'A', 0, DONE}},
+     false, false, "-@0:N", "", "0"},
+    {"a .gz read in an earlier run has its row under its own inode: matched by it after "
+     "Docker renamed it on",
+     {{"", 'C', 3, 10}, {".1.gz", 'B', 13, 200}, {".3.gz", 'A', 12, 200}},
+     {{12, 'A', 0, 120}},
+     false, false, ".3.gz@120:F .1.gz@0:U -@0:N", "", ""},
     {"a done row on the live name: from its end",
      {{"", 'C', 3, 50}},
      {{3, 'C', 0, DONE}},
@@ -167,7 +196,8 @@ static void run_case(const tcase *c)
         const trow *t = &c->rows[nr];
         fp_of(t->content, rfp[nr]);
         rows[nr] = (rot_row){.dev = 1, .ino = t->ino, .fp = rfp[nr],
-                             .fp_len = t->fp_len ? t->fp_len : FP, .offset = t->offset};
+                             .fp_len = t->fp_len == NOFP ? 0 : t->fp_len ? t->fp_len : FP,
+                             .offset = t->offset};
     }
     rot_plan p;
     rotation_plan(files, nf, rows, nr,
@@ -239,12 +269,63 @@ static void test_rotation_base_strips_the_rotation_suffix(void **state)
     }
 }
 
+/* A Docker json-file line of `len` bytes: the time at its end, as Docker
+ * writes it. */
+static size_t json_line(char *out, const char *log, size_t log_len, const char *time)
+{
+    size_t n = (size_t)sprintf(out, "{\"log\":\"");
+    memcpy(out + n, log, log_len);
+    n += log_len;
+    return n + (size_t)sprintf(out + n, "\",\"stream\":\"stdout\",\"time\":\"%s\"}\n", time);
+}
+
+static void test_files_starting_inside_a_long_line_have_different_fingerprints(void **state)
+{
+    /* Docker splits a 40 KB line into 16 KiB entries: a file that starts with
+     * the second or third begins with `{"log":"xxxx...` for far more than 256
+     * bytes, the same in every such file. */
+    static char a[20000], b[20000], x[16384];
+    memset(x, 'x', sizeof x);
+    size_t na = json_line(a, x, sizeof x, "2026-12-05T18:00:00.000000001Z");
+    size_t nb = json_line(b, x, sizeof x, "2026-12-05T18:00:00.000000002Z");
+    unsigned char fa[ROTATION_FP_MAX], fb[ROTATION_FP_MAX];
+    size_t la, lb;
+    rotation_fingerprint((unsigned char *)a, na, fa, &la);
+    rotation_fingerprint((unsigned char *)b, nb, fb, &lb);
+    assert_int_equal(la, ROTATION_FP_MAX);
+    assert_int_equal(lb, ROTATION_FP_MAX);
+    assert_memory_equal(fa, fb, 200); /* the same first bytes */
+    assert_false(rotation_fp_matches(fa, la, fb, lb));
+    /* The same file read again (more of it written since): the same fingerprint. */
+    memcpy(a + na, "{\"log\":\"more\\n\"}\n", 17);
+    unsigned char fa2[ROTATION_FP_MAX];
+    size_t la2;
+    rotation_fingerprint((unsigned char *)a, na + 17, fa2, &la2);
+    assert_true(rotation_fp_matches(fa, la, fa2, la2));
+
+    /* Short first lines: the first bytes themselves, growing with the file. */
+    const char *small = "{\"log\":\"k0 1\\n\",\"stream\":\"stdout\",\"time\":\"T1\"}\n";
+    char two[512];
+    snprintf(two, sizeof two, "%s%s", small, small);
+    unsigned char f1[ROTATION_FP_MAX], f2[ROTATION_FP_MAX];
+    size_t l1, l2;
+    rotation_fingerprint((const unsigned char *)small, strlen(small), f1, &l1);
+    rotation_fingerprint((const unsigned char *)two, strlen(two), f2, &l2);
+    assert_int_equal(l1, strlen(small));
+    assert_memory_equal(f1, small, l1);
+    assert_true(rotation_fp_matches(f1, l1, f2, l2));
+    /* An empty file has none. */
+    rotation_fingerprint((const unsigned char *)"", 0, f1, &l1);
+    assert_int_equal(l1, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_docker_rotation_sequences_plan_as_the_table_says),
         cmocka_unit_test(test_rotated_names_are_parsed_and_nothing_else_is),
         cmocka_unit_test(test_rotation_base_strips_the_rotation_suffix),
+        cmocka_unit_test(test_files_starting_inside_a_long_line_have_different_fingerprints),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
