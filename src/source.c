@@ -908,14 +908,18 @@ static uint64_t gz_size(int fd, const struct stat *st)
 /* Opens one listed file; false when it is gone or is no longer the inode
  * the listing showed (renamed over meanwhile). Never follows a link: a
  * rotation is a regular file beside the live one, which was checked. */
-static bool gather_one(log_files *g, const char *path, unsigned index, bool gz, ino_t listed)
+static bool gather_one(source *s, log_files *g, const char *path, unsigned index, bool gz,
+                       ino_t listed)
 {
     struct stat st;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW);
+    /* Links are followed as for any log file: only root's, or their
+     * target's owner's (kubelet's /var/log/containers links); never into a
+     * pseudo file system. A refused file is left out, said once per rescan. */
+    bool refused = false;
+    int fd = open_trusted(s, path, &refused);
     if (fd < 0)
-        return errno == ENOENT;
-    const char *fs = NULL;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || trust_fs(fd, &fs) == -EPERM) {
+        return refused || errno == ENOENT;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
         close(fd);
         return true;
     }
@@ -1019,7 +1023,9 @@ static listed *list_log(const char *base, size_t *n_out)
         if (strncmp(de->d_name, name, nl) != 0)
             continue;
         _cleanup_free_ char *path = xasprintf("%s/%s", dir, de->d_name);
-        listed e = {.ino = de->d_ino};
+        /* A link's own inode is not its file's: only plain entries are
+         * compared with what was opened. */
+        listed e = {.ino = de->d_type == DT_REG ? de->d_ino : 0};
         if (!rotation_parse_name(base, path, &e.index, &e.gz)) {
             _cleanup_free_ char *b = rotation_base(path);
             struct stat st;
@@ -1068,7 +1074,7 @@ static bool same_listing(const listed *a, size_t na, const listed *b, size_t nb)
  * name may change between the listing and the open: the listing is taken
  * until two agree and every name opens to the inode it was listed with
  * (a few tries; Docker's renames take microseconds). */
-static void gather(const char *base, log_files *g)
+static void gather(source *s, const char *base, log_files *g)
 {
     *g = (log_files){0};
     for (int attempt = 0; attempt < 8; attempt++) {
@@ -1078,7 +1084,7 @@ static void gather(const char *base, log_files *g)
         listed_free(a, na);
         bool complete = true;
         for (size_t i = 0; i < nb; i++)
-            complete &= gather_one(g, b[i].path, b[i].index, b[i].gz, b[i].ino);
+            complete &= gather_one(s, g, b[i].path, b[i].index, b[i].gz, b[i].ino);
         listed_free(b, nb);
         if ((stable && complete) || attempt == 7)
             break;
@@ -1164,7 +1170,7 @@ struct init_rows {
 static void plan_log(source *s, const char *base, init_rows *ir, container *live_ctr)
 {
     log_files g;
-    gather(base, &g);
+    gather(s, base, &g);
     size_t *idx = xcalloc(ir->n + 1, sizeof *idx);
     rot_row *rows = xcalloc(ir->n + 1, sizeof *rows);
     size_t n_rows = 0;
@@ -1287,7 +1293,7 @@ static void tidy_done_rows(source *s, const char *base)
     }
     if (n > 0) {
         log_files g;
-        gather(base, &g);
+        gather(s, base, &g);
         rot_plan plan;
         rotation_plan(g.f, g.n, rows, n, (rot_policy){0}, &plan);
         for (size_t k = 0; k < plan.n_forget; k++)
