@@ -162,7 +162,7 @@ static const struct {
     [SK_START_AT] = {"start_at", T_ALL, false},
     [SK_MULTILINE_PATTERN] = {"multiline_pattern", T_DOCKER | T_CRI | T_FILE, false},
     [SK_DATETIME_FORMAT] = {"datetime_format", T_DOCKER | T_CRI | T_FILE, false},
-    [SK_MULTILINE_TIMEOUT] = {"multiline_timeout", T_DOCKER | T_CRI | T_FILE, false},
+    [SK_MULTILINE_TIMEOUT] = {"multiline_timeout", T_ALL, false},
     [SK_TIME_FORMAT] = {"time_format", T_FILE, false},
     [SK_MATCH] = {"match", T_JOURNALD, true},
     [SK_UNITS] = {"units", T_JOURNALD, false},

@@ -161,8 +161,13 @@ class RealDocker(unittest.TestCase):
         self.sock = os.path.join(self.env.root, "c.sock")
 
     def configure(self, agent_extra="", **source):
+        # A 40 KB line reaches the file in 16 KiB pieces as dockerd copies it; on
+        # a loaded machine they can come more than the default second apart,
+        # and an open line is then shipped in pieces, as configured. The
+        # scenarios are not about that timeout: give the pieces 10 s.
         src = {"type": "docker", "path": self.docker.containers_dir(), "group": "/rd",
-               "stream": "{container_name}", "start_at": "beginning"}
+               "stream": "{container_name}", "start_at": "beginning",
+               "multiline_timeout": "10s"}
         src.update(source)
         self.env.write_config({"containers": src},
                               agent_extra="control_socket = %s\n%s" % (self.sock, agent_extra),
