@@ -910,7 +910,9 @@ class FakeAWS:
         self._stats = {"total": 0, "ops": {}, "status": {}, "faults": {},
                        "reset_after": {"requests": 0, "events": 0}}
         self._log = []
-        self._puts = {}  # request id -> [events stored, stored at, answered at]
+        # request id -> [events stored, stored at, answered at, received at]
+        self._puts = {}
+        self._received = {}  # handler thread -> when its request's headers were read
         self._answer_delay = {}  # handler thread -> seconds to wait before answering
 
     def reset(self):
@@ -989,12 +991,23 @@ class FakeAWS:
 
     def put_requests(self):
         """Every PutLogEvents that stored events: {request id: {"events": N,
-        "stored": T, "answered": T or None}}, times from time.monotonic().
-        "answered" is when the last byte of the answer went to the socket; a
-        request stored but not answered when a client died was in flight."""
+        "received": T, "stored": T, "answered": T or None}}, times from
+        time.monotonic(). "received" is when its headers were read (its body,
+        a megabyte, is read, verified and stored after that, possibly after
+        the client that sent it died); "answered" is when the last byte of the
+        answer went to the socket; a request stored but not answered when a
+        client died was in flight."""
         with self._lock:
-            return {rid: {"events": n, "stored": t0, "answered": t1}
-                    for rid, (n, t0, t1) in self._puts.items()}
+            return {rid: {"events": n, "received": tr, "stored": t0, "answered": t1}
+                    for rid, (n, t0, t1, tr) in self._puts.items()}
+
+    def _request_received(self, done=False):
+        """Notes (or, done, forgets) when the handler thread's request arrived."""
+        with self._lock:
+            if done:
+                self._received.pop(threading.get_ident(), None)
+            else:
+                self._received[threading.get_ident()] = time.monotonic()
 
     def _answered(self, request_id):
         with self._lock:
@@ -1443,7 +1456,8 @@ class FakeAWS:
                 s["lastEventTimestamp"] = last
             s["lastIngestionTime"] = now_ms
         if stored:
-            self._puts[rid] = [stored, time.monotonic(), None]
+            now = time.monotonic()
+            self._puts[rid] = [stored, now, None, self._received.get(threading.get_ident(), now)]
         s["token"] += 1
         out = {"nextSequenceToken": _seq_token(s["token"])}
         if rejected:
@@ -1748,6 +1762,13 @@ class _LogsHandler(_BaseHandler):
         if self.path.startswith("/_fake/"):
             self.control()
             return
+        self.fake._request_received()
+        try:
+            self.do_logs()
+        finally:
+            self.fake._request_received(done=True)
+
+    def do_logs(self):
         body = self.read_or_fail()
         if body is None:
             return
