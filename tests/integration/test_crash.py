@@ -40,7 +40,8 @@ def committed_requests(log):
     return done
 
 
-def check_duplicates_were_in_flight(test, fake, kills, dups, lines, next_start=None):
+def check_duplicates_were_in_flight(test, fake, kills, dups, lines, next_start=None,
+                                    known_unexplained=0):
     """Every duplicate is an event of a request in flight at a kill: received
     by the fake during that run or after it died, before the next run started
     (kills: (started, dead, requests handled and committed) per run, times
@@ -48,7 +49,9 @@ def check_duplicates_were_in_flight(test, fake, kills, dups, lines, next_start=N
     started), its answer not handled and committed. A request the fake
     receives while no agent runs was sent by the one that died: the fake may
     read, verify and store a megabyte body after its sender was killed.
-    Prints duplicates / events in flight per kill."""
+    Prints duplicates / events in flight per kill. known_unexplained: how many
+    duplicates that were not in flight a test tolerates for a known, open bug
+    (printed either way; 0 holds DESIGN.md's bound)."""
     test.assertEqual(fake.requests()["reset_after"]["events"], 0)
     puts = fake.put_requests()
     ends = [k[0] for k in kills[1:]]
@@ -74,9 +77,13 @@ def check_duplicates_were_in_flight(test, fake, kills, dups, lines, next_start=N
     print("\n%d lines, %d SIGKILLs: %d duplicate(s)" % (lines, len(kills), dups))
     print("per kill, duplicates / events in flight: %s" % ", ".join(
         "%d/%d" % (d, b) for d, b in zip(per_kill, bound)))
-    test.assertEqual(len(unexplained), 0, "duplicate(s) of events that were not in flight "
-                     "at any kill, e.g. %s" % sorted(unexplained)[:5])
-    test.assertEqual(sum(per_kill), dups)
+    if unexplained:
+        print("%d duplicate(s) not in flight at any kill, e.g. %s" % (
+            len(unexplained), sorted(unexplained)[:3]))
+    test.assertLessEqual(len(unexplained), known_unexplained,
+                         "duplicate(s) of events that were not in flight at any kill, e.g. %s"
+                         % sorted(unexplained)[:5])
+    test.assertEqual(sum(per_kill) + len(unexplained), dups)
     for k, (d, b) in enumerate(zip(per_kill, bound)):
         test.assertLessEqual(d, b, "kill %d" % k)
 
