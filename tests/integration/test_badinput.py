@@ -92,7 +92,7 @@ def metrics(sock):
     for line in p.stdout.splitlines():
         if line and not line.startswith("#"):
             name, _, value = line.rpartition(" ")
-            out[name] = int(value)
+            out[name] = float(value) if "." in value else int(value)  # gauges: cwlogd_pace_rate
     return out
 
 
