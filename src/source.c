@@ -977,7 +977,8 @@ static void gather(const char *base, log_files *g)
         }
     }
     closedir(d);
-    qsort(other, n_other, sizeof *other, newest_first);
+    if (n_other) /* qsort(NULL, 0, ...) is undefined behaviour */
+        qsort(other, n_other, sizeof *other, newest_first);
     for (size_t i = 0; i < n_other; i++) {
         size_t n = strlen(other[i].path);
         bool gz = n > 3 && strcmp(other[i].path + n - 3, ".gz") == 0;
