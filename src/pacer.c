@@ -9,6 +9,17 @@
 
 #define WINDOW_MS 1000
 
+/* One request per second to start with, 20 % more per success. Measured
+ * with test_pacer's simulated fleets, a start of 0.25/s and 10 % growth
+ * halved the throttles of 40 agents starting together (1.04 sent per
+ * success against 1.38) and brought 200 agents to 1.48 (from 1.86), but
+ * with a new stream still waiting for its first slot at SIGTERM,
+ * test_crash.py's stop-and-restart test lost lines; 10 % alone left 10
+ * agents with 50 streams each over 2 x ideal + 10 s. */
+const pacer_params pacer_create_stream = {
+    .start_rate = 1, .min_rate = 0.05, .max_rate = 500, .cut = 0.5, .grow = 0.2,
+    .first_jitter = true, .forget_ms = 3600 * 1000};
+
 static uint64_t next_random(pacer *p)
 {
     /* xorshift64*: enough to spread agents apart, and reproducible in tests. */

@@ -35,6 +35,10 @@ typedef struct pacer {
 } pacer;
 
 void pacer_init(pacer *p, const pacer_params *pp, uint64_t seed);
+/* CreateLogStream's parameters (the uploader's, and what test_pacer's
+ * simulated fleets run). */
+extern const pacer_params pacer_create_stream;
+
 /* Milliseconds until the next request may start (0: now). */
 int64_t pacer_wait(pacer *p, int64_t now_ms);
 /* A request starts now (call only when pacer_wait() said 0). */

@@ -91,14 +91,17 @@ static const char *const lane_op[LANES] = {
 
 /* Create operations start slow and grow with each success (a fleet that
  * starts together must not open with a burst); puts go unpaced until the
- * first throttle. A throttle halves the rate; an hour without one forgets
- * it. The floor, one request per 20 s, keeps every stream moving however
- * large the fleet (deeper cuts starved some agents' streams for minutes). */
+ * first throttle. CreateLogStream's parameters are pacer_create_stream (see
+ * pacer.c for why). The group lane sends its first request at once: the
+ * stream that creates a group has already waited a random while asking
+ * whether it exists, and every moment between that answer and the group's
+ * creation is one in which another agent can find it missing too. An hour
+ * without a throttle forgets the cuts. The floor, one request per 20 s,
+ * keeps every stream moving however large the fleet (deeper cuts starved
+ * some agents' streams for minutes). */
 static const pacer_params lane_params[LANES] = {
     [LANE_GROUP] = {.start_rate = 1, .min_rate = 0.05, .max_rate = 50, .cut = 0.5, .grow = 0.2,
-                    .first_jitter = true, .forget_ms = 3600 * 1000},
-    [LANE_STREAM] = {.start_rate = 1, .min_rate = 0.05, .max_rate = 500, .cut = 0.5, .grow = 0.2,
-                     .first_jitter = true, .forget_ms = 3600 * 1000},
+                    .forget_ms = 3600 * 1000},
     [LANE_RETENTION] = {.start_rate = 1, .min_rate = 0.05, .max_rate = 50, .cut = 0.5,
                         .grow = 0.2, .first_jitter = true, .forget_ms = 3600 * 1000},
     [LANE_PUT] = {.start_rate = 0, .min_rate = 0.1, .max_rate = 10000, .cut = 0.5, .grow = 0.05,
@@ -690,6 +693,8 @@ static void schedule_retry(upstream *s, cw_result r, uint64_t base, uint64_t cap
     if (stopping && r != CW_RETRY) {
         s->busy = false;
         s->step = STEP_IDLE;
+        if (s->grp && s->grp->prober == s) /* its group's other streams wait no more */
+            group_settle(s->u, s->grp, GROUP_UNKNOWN);
         agent_output_progress(s->u->a);
         return;
     }
@@ -817,25 +822,32 @@ static void lane_remove(upstream *s)
     s->lane_next = NULL;
 }
 
+/* A request of lane id was throttled: the lane slows down. */
+static void lane_throttled(upstream *s, lane_id id, const cw_error *err)
+{
+    uploader *u = s->u;
+    lane *l = &u->lanes[id];
+    pacer_throttled(&l->p, s->sent_ms, now_monotonic_ms());
+    u->st.retries++;
+    u->st.throttled++;
+    s->failures++;
+    snprintf(s->last_error, sizeof s->last_error, "%s: %.60s: %.140s", lane_op[id], err->type,
+             err->message);
+    uint64_t suppressed;
+    if (log_ratelimit_ok(&u->rl_throttle, &suppressed))
+        log_info("cloudwatch: %s throttled (%s: %s): pacing it at %.2f requests/s%s", lane_op[id],
+                 err->type, err->message, l->p.rate,
+                 suppressed ? " (more throttles not logged)" : "");
+}
+
 /* Tell the lane how the request ended. true: it was throttled and waits in
  * its lane again; the caller has nothing more to do. */
 static bool paced_answer(upstream *s, lane_id id, cw_result r, const cw_error *err)
 {
     uploader *u = s->u;
     lane *l = &u->lanes[id];
-    int64_t now = now_monotonic_ms();
     if (r == CW_RETRY && err->throttled) {
-        pacer_throttled(&l->p, s->sent_ms, now);
-        u->st.retries++;
-        u->st.throttled++;
-        s->failures++;
-        snprintf(s->last_error, sizeof s->last_error, "%s: %.60s: %.140s", lane_op[id], err->type,
-                 err->message);
-        uint64_t suppressed;
-        if (log_ratelimit_ok(&u->rl_throttle, &suppressed))
-            log_info("cloudwatch: %s throttled (%s: %s): pacing it at %.2f requests/s%s",
-                     lane_op[id], err->type, err->message, l->p.rate,
-                     suppressed ? " (more throttles not logged)" : "");
+        lane_throttled(s, id, err);
         if (u->a->stopping) {
             /* Stopping: retried on the stop's own clock, until its deadline. */
             schedule_retry(s, r, BACKOFF_BASE_MS, BACKOFF_CAP_MS);
@@ -847,7 +859,7 @@ static bool paced_answer(upstream *s, lane_id id, cw_result r, const cw_error *e
     /* An answer from the service, whatever it says, is not a throttle: the
      * quota had room. Transport errors and 5xx say nothing about it. */
     if (err->status >= 200 && err->status < 500 && r != CW_RETRY)
-        pacer_ok(&l->p, s->sent_ms, now);
+        pacer_ok(&l->p, s->sent_ms, now_monotonic_ms());
     return false;
 }
 
@@ -992,6 +1004,15 @@ static void create_group_done(cw_result r, const cw_error *err, const char *body
 {
     upstream *s = ud;
     s->call = NULL;
+    if (r == CW_RETRY && err->throttled && !s->u->a->stopping) {
+        /* Someone else is creating groups right now, often this one: ask
+         * again whether it exists (CreateLogStream) before creating it. */
+        lane_throttled(s, LANE_GROUP, err);
+        s->grp->state = GROUP_MISSING;
+        s->grp->probed = true;
+        probe_group_later(s, GROUP_PROBE_MIN_MS, GROUP_PROBE_MAX_MS);
+        return;
+    }
     if (paced_answer(s, LANE_GROUP, r, err))
         return;
     if (r == CW_OK) {
@@ -1493,7 +1514,7 @@ output *uploader_new(agent *a, cw_client *cw)
     uint64_t seed = (uint64_t)getpid() * 0x9e3779b97f4a7c15ull ^ (uint64_t)now_realtime_ms();
     srandom((unsigned)(seed ^ seed >> 32)); /* the retry backoff's jitter, too */
     for (int i = 0; i < LANES; i++) {
-        pacer_init(&u->lanes[i].p, &lane_params[i], seed + (uint64_t)i * 0x632be59bd9b4e019ull);
+        pacer_init(&u->lanes[i].p, i == LANE_STREAM ? &pacer_create_stream : &lane_params[i], seed + (uint64_t)i * 0x632be59bd9b4e019ull);
         u->lanes[i].timer = loop_timer_new(a->loop, lane_cb, &u->lanes[i]);
     }
     const char *idle = getenv("CWLOGD_IDLE_FORGET_MS");

@@ -52,7 +52,8 @@ class Control(unittest.TestCase):
         self.assertIn('cwlogd_stream_events_sent_total{group="/g",stream="web"} 3', text)
         self.assertRegex(text, r'cwlogd_file_lag_bytes\{source="containers",file="[^"]+",'
                                r'group="/g",stream="web"\} 0')
-        # Every non-comment line is "name{labels} value" or "name value".
+        # Every non-comment line is "name{labels} value" or "name value" (gauges
+        # such as cwlogd_pace_rate have decimals).
         for line in text.splitlines():
             if line and not line.startswith("#"):
                 self.assertRegex(line, r'^[a-z_]+(\{[^}]*\})? \d+(\.\d+)?$')

@@ -181,10 +181,7 @@ static fleet_result run_fleet(int n, int each, double quota, uint64_t seed)
         r = r * 6364136223846793005ull + 1442695040888963407ull;
         a[i] = (agent_sim){.start = (int64_t)(r >> 33) % 1000, .want = each};
         /* The uploader's CreateLogStream parameters. */
-        pacer_init(&a[i].p, &(pacer_params){.start_rate = 1, .min_rate = 0.05, .max_rate = 500,
-                                            .cut = 0.5, .grow = 0.2, .first_jitter = true,
-                                            .forget_ms = 3600000},
-                   r ^ seed);
+        pacer_init(&a[i].p, &pacer_create_stream, r ^ seed);
     }
     int left = n;
     for (int64_t t = 0; left > 0 && t < 600000; t++) {
@@ -224,22 +221,26 @@ static fleet_result run_fleet(int n, int each, double quota, uint64_t seed)
 
 /* Requests sent per request that succeeded, and the time to be done, are
  * bounded per case. 40 agents hold issue 12's ratio (sent <= 1.5 x
- * succeeded; done within 2 x ideal + 10 s: the simulation has no
- * PutLogEvents to overlap with). 200 agents starting within one second
- * against the same quota do not: the first rounds of throttles, before each
- * agent has cut to its share (a twentieth of its starting rate), cost about
- * 0.9 requests per success; the bound holds what is measured. */
+ * succeeded); all but 200 agents are done within 2 x ideal + 10 s (the
+ * simulation has no PutLogEvents to overlap with). 200 agents starting
+ * within one second against the same quota do not: the first rounds of
+ * throttles, before each agent has cut to its share (a twentieth of its
+ * starting rate), cost about 0.9 requests per success; the bound holds what
+ * is measured. */
 static void test_fleet_settles_near_the_quota_with_few_throttles(void **state)
 {
     static const struct {
         int n, each;
-        double quota, max_ratio;
-    } cases[] = {{40, 5, 10, 1.5}, {200, 5, 10, 1.95}, {10, 50, 10, 1.5}, {1, 100, 10, 1.3}};
+        double quota, max_ratio, max_done_s; /* max_done_s 0: 2 x ideal + 10 s */
+    } cases[] = {{40, 5, 10, 1.5, 0}, {200, 5, 10, 1.95, 180}, {10, 50, 10, 1.5, 0},
+                 {1, 100, 10, 1.3, 0}};
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
         for (uint64_t seed = 1; seed <= 3; seed++) {
             fleet_result r = run_fleet(cases[c].n, cases[c].each, cases[c].quota, seed);
             uint64_t need = (uint64_t)cases[c].n * (uint64_t)cases[c].each;
             double ideal_ms = 1000.0 * (double)need / cases[c].quota;
+            double max_ms = cases[c].max_done_s > 0 ? 1000.0 * cases[c].max_done_s
+                                                    : 2.0 * ideal_ms + 10000;
             print_message("fleet %d x %d at %.0f/s, seed %llu: %llu sent for %llu, all done "
                           "after %.1f s (ideal %.1f s)\n",
                           cases[c].n, cases[c].each, cases[c].quota, (unsigned long long)seed,
@@ -247,8 +248,7 @@ static void test_fleet_settles_near_the_quota_with_few_throttles(void **state)
                           (double)r.done_ms / 1000, ideal_ms / 1000);
             assert_int_equal(r.ok, need);
             assert_true((double)r.sent <= cases[c].max_ratio * (double)r.ok);
-            if (cases[c].n <= 40)
-                assert_true((double)r.done_ms <= 2.0 * ideal_ms + 10000);
+            assert_true((double)r.done_ms <= max_ms);
         }
     }
 }
