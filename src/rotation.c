@@ -45,13 +45,21 @@ void rotation_fingerprint(const unsigned char *head, size_t n, unsigned char *fp
 {
     const unsigned char *nl = memchr(head, '\n', n);
     size_t line = nl ? (size_t)(nl - head) + 1 : 0;
+    const size_t keep = ROTATION_FP_MAX - 24;
+    if (!nl && n < ROTATION_FP_SCAN) {
+        /* The first line is still being written: it may end short (the
+         * bytes themselves) or long (its first bytes and a hash). Only what
+         * both will begin with is known; the caller reads again later. */
+        *fp_len = n < keep ? n : keep;
+        memcpy(fp, head, *fp_len);
+        return;
+    }
     if (line <= ROTATION_FP_MAX) {
-        /* A short first line, or none complete yet: the bytes themselves. */
+        /* A short first line (or one longer than the scan): the bytes. */
         *fp_len = n < ROTATION_FP_MAX ? n : ROTATION_FP_MAX;
         memcpy(fp, head, *fp_len);
         return;
     }
-    const size_t keep = ROTATION_FP_MAX - 24;
     memcpy(fp, head, keep);
     uint64_t h[3] = {(uint64_t)line, fnv1a(head, line, 0xcbf29ce484222325ULL),
                      fnv1a(head, line, 0x84222325cbf29ce4ULL)};

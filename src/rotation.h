@@ -110,7 +110,9 @@ char *rotation_base(const char *path);
  * hash of all of it. Docker splits long lines into 16 KiB entries, and a file
  * that starts with the rest of one begins with the same 256 bytes as every
  * other such file (`{"log":"xxxx...`); the whole first line holds its time.
- * *fp_len < ROTATION_FP_MAX only while the file is shorter than that. */
+ * While the first line has no end yet, only the bytes both forms share
+ * (at most ROTATION_FP_MAX - 24): what is stored then still matches the
+ * file once it is whole. *fp_len < ROTATION_FP_MAX means "read it again". */
 #define ROTATION_FP_MAX 256
 #define ROTATION_FP_SCAN (64 * 1024)
 void rotation_fingerprint(const unsigned char *head, size_t n, unsigned char *fp, size_t *fp_len);
