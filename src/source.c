@@ -1231,10 +1231,18 @@ static void plan_log(source *s, const char *base, init_rows *ir, container *live
             ctr = live_ctr;
             live_ctr = NULL;
         }
+        bool had_fd = g.fds[st->file] >= 0;
         tailfile *f = open_step(s, rf, &g.fds[st->file], row, st->offset,
                                 rotation_why_str(st->why), ctr);
-        if (!f)
+        if (!f) {
+            /* Its row, if any, stays: the next scan plans it again. */
+            log_debug("source %s: %s (inode %llu) was planned (%s, from offset %llu) but "
+                      "could not be opened%s",
+                      s->name, rf->path, (unsigned long long)rf->ino,
+                      rotation_why_str(st->why), (unsigned long long)st->offset,
+                      had_fd ? "" : " (no descriptor from the listing)");
             continue;
+        }
         f->seen = true;
         if (prev) {
             f->wait_for = prev;
