@@ -71,6 +71,9 @@ static void test_timers_fire_in_due_order_and_one_shots_disarm(void **state)
     loop *l = loop_new();
     tctx c[4] = {{.id = 0}, {.id = 1}, {.id = 2}, {.id = 3}};
     uint64_t delays[4] = {40, 10, 30, 20};
+    /* Read before arming: a test descheduled between arming and reading
+     * the clock would see its timers fire "early". */
+    int64_t t0 = now_monotonic_ms();
     for (int i = 0; i < 4; i++) {
         c[i].t = loop_timer_new(l, record, &c[i]);
         assert_non_null(c[i].t);
@@ -79,7 +82,6 @@ static void test_timers_fire_in_due_order_and_one_shots_disarm(void **state)
         assert_true(loop_timer_armed(c[i].t));
     }
     reset_log(4);
-    int64_t t0 = now_monotonic_ms();
     assert_int_equal(loop_run(l), 0);
     int want[4] = {1, 3, 2, 0};
     for (int i = 0; i < 4; i++) {
@@ -97,9 +99,9 @@ static void test_periodic_timer_repeats_until_disarmed(void **state)
     loop *l = loop_new();
     tctx c = {.id = 7};
     c.t = loop_timer_new(l, record, &c);
+    int64_t t0 = now_monotonic_ms(); /* before arming, as above */
     loop_timer_arm(c.t, 5, 5);
     reset_log(5);
-    int64_t t0 = now_monotonic_ms();
     loop_run(l);
     assert_int_equal(c.fires, 5);
     assert_true(loop_timer_armed(c.t));
@@ -152,8 +154,10 @@ static void test_callbacks_may_free_rearm_and_disarm_timers(void **state)
     loop_timer_arm(freer.self, 1, 1);
     loop_timer_arm(victim.t, 20, 0);
     loop_timer_arm(rearm.self, 1, 0);
+    /* Long enough that a loaded machine's pauses cannot end the chain early
+     * (after a pause, due timers run in due order, the re-armed one after). */
     loop_timer *stop = loop_timer_new(l, quit_cb, NULL);
-    loop_timer_arm(stop, 50, 0);
+    loop_timer_arm(stop, 500, 0);
     reset_log(SIZE_MAX);
     loop_run(l);
     assert_int_equal(freer.runs, 1);
