@@ -76,14 +76,14 @@ void agent_schedule_rescan(agent *a, source *s)
     loop_defer(a->loop, rescan_cb, s);
 }
 
-static void commit_deferred(loop *l, void *userdata);
+static void commit_cb(loop *l, void *userdata);
 
 /* A moved position is committed in the same turn of the loop: the deferred
  * call runs once every answer of this turn is handled, so they share one
  * transaction. */
 void agent_mark_dirty(agent *a, tailfile *f)
 {
-    loop_defer(a->loop, commit_deferred, a);
+    loop_defer(a->loop, commit_cb, a);
     if (f->dirty)
         return;
     f->dirty = true;
@@ -133,23 +133,20 @@ static void commit_checkpoints(agent *a)
     }
     if (!a->cp)
         return;
+    uint64_t before = checkpoint_commits(a->cp);
     if (checkpoint_commit(a->cp) < 0) {
         if (a->commit && !loop_timer_armed(a->commit))
             loop_timer_arm(a->commit, COMMIT_RETRY_MS, 0); /* disk full, read-only: try again */
-    } else if (checkpoint_commits(a->cp) != a->commits) {
-        a->commits = checkpoint_commits(a->cp);
-        log_debug("checkpoint: commit %llu done", (unsigned long long)a->commits);
+    } else if (checkpoint_commits(a->cp) != before) {
+        log_debug("checkpoint: commit %llu done",
+                  (unsigned long long)checkpoint_commits(a->cp));
     }
 }
 
-static void commit_deferred(loop *l, void *userdata)
-{
-    commit_checkpoints(userdata);
-}
-
-/* Only armed after a failed commit: the staged positions are kept and
- * committed with the next acknowledgement, or by this retry if none comes. */
-static void commit_retry_cb(loop *l, void *userdata)
+/* Deferred from agent_mark_dirty(), and the timer that retries a failed
+ * commit (the staged positions are kept and committed with the next
+ * acknowledgement, or by this retry if none comes). */
+static void commit_cb(loop *l, void *userdata)
 {
     commit_checkpoints(userdata);
 }
@@ -692,7 +689,7 @@ int agent_new(const agent_options *opt, agent **out)
         add_source(a, &cfg->sources[i]);
 
     a->tick = loop_timer_new(a->loop, tick_cb, a);
-    a->commit = loop_timer_new(a->loop, commit_retry_cb, a);
+    a->commit = loop_timer_new(a->loop, commit_cb, a);
     a->rescan = loop_timer_new(a->loop, rescan_timer_cb, a);
     a->state_timer = loop_timer_new(a->loop, state_timer_cb, a);
     if (!a->tick || !a->commit || !a->rescan || !a->meta_timer || !a->imds || !a->state_timer) {
@@ -751,6 +748,7 @@ int agent_run(agent *a)
     int r = loop_run(a->loop);
     commit_checkpoints(a);
     if (a->opt.once)
-        log_info("--once: done, %llu checkpoint commit(s)", (unsigned long long)a->commits);
+        log_info("--once: done, %llu checkpoint commit(s)",
+                 (unsigned long long)(a->cp ? checkpoint_commits(a->cp) : 0));
     return r;
 }

@@ -35,7 +35,6 @@ typedef struct agent {
     tailfile *dirty; /* files whose checkpoint offset moved */
     loop_timer *tick, *rescan;
     loop_timer *commit; /* retries a failed commit */
-    uint64_t commits;   /* transactions committed (checkpoint_commits) */
     int sigfd;
     char hostname[256];
     char *instance_id, *region;
