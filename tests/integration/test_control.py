@@ -52,6 +52,10 @@ class Control(unittest.TestCase):
         self.assertIn('cwlogd_stream_events_sent_total{group="/g",stream="web"} 3', text)
         self.assertRegex(text, r'cwlogd_file_lag_bytes\{source="containers",file="[^"]+",'
                                r'group="/g",stream="web"\} 0')
+        # The 3 events' acknowledgement was committed (at least the start and it).
+        commits = re.search(r'^cwlogd_checkpoint_commits_total (\d+)$', text, re.M)
+        self.assertIsNotNone(commits, text)
+        self.assertGreaterEqual(int(commits.group(1)), 2)
         # Every non-comment line is "name{labels} value" or "name value" (gauges
         # such as cwlogd_pace_rate have decimals).
         for line in text.splitlines():
